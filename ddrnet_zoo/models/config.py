@@ -1,0 +1,111 @@
+"""The configuration that fully describes a segmentation model (what ``config.json`` on the Hub holds)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+__all__ = ["SegmentationConfig", "CONFIG_FORMAT_VERSION"]
+
+CONFIG_FORMAT_VERSION = 1
+
+
+def _rgb_list(palette: Sequence[Sequence[int]]) -> List[List[int]]:
+    out = []
+    for i, c in enumerate(palette):
+        c = [int(v) for v in c]
+        if len(c) != 3 or not all(0 <= v <= 255 for v in c):
+            raise ValueError(f"palette entry {i} must be three integers in 0-255, got {list(c)}")
+        out.append(c)
+    return out
+
+
+@dataclass
+class SegmentationConfig:
+    """Everything needed to rebuild a :class:`~ddrnet_zoo.models.DDRNetSegmentation` and use it.
+
+    ``architecture`` is a registered backbone (``ddrnet23_slim``, ...). ``metadata`` holds
+    free-form information (training recipe, measured metrics) that does not affect the model.
+    """
+
+    architecture: str
+    num_classes: int
+    context: str = "dappm"
+    aux_head: bool = True
+    in_chans: int = 3
+    upsample_logits: bool = True
+    class_names: Optional[List[str]] = None
+    palette: Optional[List[List[int]]] = None
+    ignore_index: int = 255
+    mean: Tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: Tuple[float, ...] = IMAGENET_DEFAULT_STD
+    dataset: Optional[str] = None
+    train_size: Optional[Tuple[int, int]] = None
+    """Training crop (height, width)."""
+    metadata: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from .context import CONTEXT_MODULES
+        from .ddrnet import MODEL_ARCHS
+
+        if self.architecture not in MODEL_ARCHS:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; known: {', '.join(MODEL_ARCHS)} "
+                "(is the config from a newer ddrnet_zoo?)"
+            )
+        if self.context not in CONTEXT_MODULES:
+            raise ValueError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
+        if int(self.num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.class_names is not None:
+            self.class_names = [str(n) for n in self.class_names]
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(f"{len(self.class_names)} class names for num_classes={self.num_classes}")
+        if self.palette is not None:
+            self.palette = _rgb_list(self.palette)
+            if len(self.palette) != self.num_classes:
+                raise ValueError(f"{len(self.palette)} palette colours for num_classes={self.num_classes}")
+        self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
+            raise ValueError(f"mean/std need {self.in_chans} values, got {len(self.mean)}/{len(self.std)}")
+        if self.train_size is not None:
+            self.train_size = tuple(int(v) for v in self.train_size)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-serialisable dict (with ``format_version``)."""
+        d = dataclasses.asdict(self)
+        for k in ("mean", "std", "train_size"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return {"format_version": CONFIG_FORMAT_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> SegmentationConfig:
+        """Inverse of :meth:`to_dict`; unknown fields are an error (naming them)."""
+        d = dict(d)
+        version = d.pop("format_version", CONFIG_FORMAT_VERSION)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"config format_version {version} is not supported (this ddrnet_zoo reads {CONFIG_FORMAT_VERSION})"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(names)}")
+        if "architecture" not in d or "num_classes" not in d:
+            raise ValueError("config needs at least 'architecture' and 'num_classes'")
+        return cls(**d)
+
+    def model_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of :func:`~ddrnet_zoo.create_segmentation_model`."""
+        return dict(
+            model_name=self.architecture,
+            num_classes=self.num_classes,
+            context=self.context,
+            aux_head=self.aux_head,
+            upsample_logits=self.upsample_logits,
+            in_chans=self.in_chans,
+        )
