@@ -33,6 +33,8 @@ class SegmentationConfig:
 
     architecture: str
     num_classes: int
+    arch: Optional[Dict[str, Any]] = None
+    """Custom widths/depths (``DDRNetArch`` fields) replacing the registered architecture's."""
     context: str = "dappm"
     aux_head: bool = True
     in_chans: int = 3
@@ -49,13 +51,15 @@ class SegmentationConfig:
 
     def __post_init__(self) -> None:
         from .context import CONTEXT_MODULES
-        from .ddrnet import MODEL_ARCHS
+        from .ddrnet import MODEL_ARCHS, arch_dict
 
         if self.architecture not in MODEL_ARCHS:
             raise ValueError(
                 f"unknown architecture {self.architecture!r}; known: {', '.join(MODEL_ARCHS)} "
                 "(is the config from a newer ddrnet_zoo?)"
             )
+        if self.arch is not None:
+            self.arch = arch_dict(self.ddrnet_arch())
         if self.context not in CONTEXT_MODULES:
             raise ValueError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
         if int(self.num_classes) < 1:
@@ -99,9 +103,26 @@ class SegmentationConfig:
             raise ValueError("config needs at least 'architecture' and 'num_classes'")
         return cls(**d)
 
+    def ddrnet_arch(self):
+        """The :class:`~ddrnet_zoo.models.DDRNetArch` this config describes."""
+        from .ddrnet import MODEL_ARCHS, DDRNetArch
+
+        if self.arch is None:
+            return MODEL_ARCHS[self.architecture]
+        fields = {f.name for f in dataclasses.fields(DDRNetArch)}
+        unknown = sorted(set(self.arch) - fields)
+        if unknown:
+            raise ValueError(f"unknown arch fields {unknown}; known: {sorted(fields)}")
+        d = dict(self.arch)
+        if "depths" in d:
+            d["depths"] = tuple(int(v) for v in d["depths"])
+        return DDRNetArch(**d)
+
     def model_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`~ddrnet_zoo.create_segmentation_model`."""
+        extra = {} if self.arch is None else {"arch": self.ddrnet_arch()}
         return dict(
+            **extra,
             model_name=self.architecture,
             num_classes=self.num_classes,
             context=self.context,

@@ -10,7 +10,7 @@ from torch import nn
 
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, build_context
-from .ddrnet import MODEL_ARCHS, DDRNet
+from .ddrnet import MODEL_ARCHS, DDRNet, arch_dict
 from .layers import NormActConv, resize_to
 
 __all__ = [
@@ -160,8 +160,10 @@ def create_segmentation_model(
     model = DDRNetSegmentation(
         backbone, num_classes=num_classes, context=context, aux_head=aux_head, upsample_logits=upsample_logits
     )
+    custom_arch = backbone_kwargs.get("arch")
     model.config = SegmentationConfig(
         architecture=arch_name,
+        arch=None if custom_arch is None else arch_dict(custom_arch),
         num_classes=num_classes,
         context=str(context).lower(),
         aux_head=aux_head,
