@@ -258,17 +258,21 @@ class DDRNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict:
-        """Parameter groups for layer-wise learning-rate decay (timm convention)."""
+        """Parameter groups in depth order, for layer-wise learning-rate decay (timm convention)."""
+        if coarse:
+            bilateral = r"^bilateral_stages\.(\d+)"
+        else:
+            bilateral = [
+                (r"^bilateral_stages\.(\d+)\.(?:low_res|high_res)\.(\d+)", None),
+                (r"^bilateral_stages\.(\d+)\.bilateral_fusion", (99999,)),
+            ]
         return dict(
             stem=r"^stem",
-            blocks=r"^(stage\d|bilateral_stages\.(\d+)|high_res_bottleneck|low_res_bottleneck|final_fusion)"
-            if coarse
-            else [
-                (r"^stage(\d+)\.(\d+)", None),
-                (r"^bilateral_stages\.(\d+)\.(low_res|high_res)\.(\d+)", None),
-                (r"^bilateral_stages\.(\d+)\.bilateral_fusion", (99999,)),
-                (r"^(high_res|low_res)_bottleneck|^final_fusion|^conv_head", (100000,)),
-            ],
+            stage2=r"^stage2" if coarse else r"^stage2\.(\d+)",
+            stage3=r"^stage3" if coarse else r"^stage3\.(\d+)",
+            bilateral_stages=bilateral,
+            bottlenecks=r"^(?:high_res|low_res)_bottleneck",
+            head=r"^(?:final_fusion|conv_head)",
         )
 
     @torch.jit.ignore
@@ -425,9 +429,10 @@ class DDRNet(nn.Module):
         last_level = _LEVEL_ORDER[last]
         if last_level != 4:
             self.final_fusion = nn.Sequential()
+        if 4 not in take_indices:
+            self.low_res_bottleneck = nn.Identity()
         if last < _LEVEL_ORDER.index(2):  # levels 0, 1, 3 only: no bottlenecks
             self.high_res_bottleneck = nn.Identity()
-            self.low_res_bottleneck = nn.Identity()
         if last < _LEVEL_ORDER.index(3):  # levels 0, 1: no dual-resolution part
             del self.bilateral_stages[:]
             self.stage3 = nn.Sequential()
