@@ -1,5 +1,7 @@
 """ddrnet_zoo: DDRNet for timm — backbones, segmentation models, weights, training and deployment."""
 
+from .convert import load_checkpoint_any
+from .hub import from_pretrained, push_to_hub, save_pretrained
 from .models import (
     MODEL_ARCHS,
     DDRNet,
@@ -24,5 +26,9 @@ __all__ = [
     "SegmentationConfig",
     "create_segmentation_model",
     "create_segmentation_model_from_config",
+    "from_pretrained",
+    "load_checkpoint_any",
+    "push_to_hub",
+    "save_pretrained",
     "__version__",
 ]

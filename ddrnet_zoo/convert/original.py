@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Tuple
 
+import torch
 from torch import nn
 
-__all__ = ["original_key_map"]
+__all__ = ["original_key_map", "to_original_state_dict"]
 
 _BN_PARAMS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -151,3 +152,14 @@ def original_key_map(model: nn.Module) -> Dict[str, str]:
             raise ValueError(f"no original-layout name for parameter {key!r}") from None
         mapping[key] = theirs
     return mapping
+
+
+def to_original_state_dict(model: nn.Module, prefix: str = "") -> Dict[str, torch.Tensor]:
+    """``model``'s weights under the original release's names, for code built on the original model files.
+
+    ``prefix="model."`` gives the layout of the official Cityscapes ``.pth`` files (a training
+    wrapper's state dict, which HRNet-style evaluation scripts strip); bare keys are the layout of
+    the official ImageNet files and of ``DualResNet.load_state_dict``.
+    """
+    state = model.state_dict()
+    return {prefix + theirs: state[ours].detach().clone() for ours, theirs in original_key_map(model).items()}

@@ -489,15 +489,32 @@ def _feature_info_from(info: List[dict]):
     return FeatureInfo(info, list(range(len(info))))
 
 
+def _checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """timm pretrained filter: also accept the original release's ImageNet layout (see ddrnet_zoo.convert)."""
+    from ..convert import checkpoint_filter_fn
+
+    return checkpoint_filter_fn(state_dict, model)
+
+
 def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
     arch = kwargs.pop("arch", None) or MODEL_ARCHS[variant]
+    if isinstance(arch, dict):  # model_args of a Hub config.json (custom widths)
+        arch = DDRNetArch(**{k: tuple(v) if k == "depths" else v for k, v in arch.items()})
     feature_cfg = dict(feature_cls="getter")
     if kwargs.get("features_only") and str(kwargs.get("feature_cls", "")).lower() == "dual":
         kwargs["feature_cls"] = DualResolutionFeatureNet
         kwargs.setdefault("out_indices", (0, 1))
         if "return_aux" in kwargs:
             feature_cfg["return_aux"] = kwargs.pop("return_aux")
-    return build_model_with_cfg(DDRNet, variant, pretrained, arch=arch, feature_cfg=feature_cfg, **kwargs)
+    return build_model_with_cfg(
+        DDRNet,
+        variant,
+        pretrained,
+        arch=arch,
+        feature_cfg=feature_cfg,
+        pretrained_filter_fn=_checkpoint_filter_fn,
+        **kwargs,
+    )
 
 
 def create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
@@ -533,9 +550,9 @@ def _cfg(**kwargs) -> dict:
 default_cfgs = generate_default_cfgs(
     {
         # ImageNet-1k weights of the original release, converted (published by scripts/push_to_hub.py)
-        "ddrnet23_slim.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/"),
-        "ddrnet23.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/"),
-        "ddrnet39.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/"),
+        "ddrnet23_slim.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet23_slim.in1k"),
+        "ddrnet23.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet23.in1k"),
+        "ddrnet39.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet39.in1k"),
         "ddrnet39_1_5x": _cfg(),
     }
 )

@@ -102,6 +102,29 @@ class DDRNetSegmentation(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.backbone.set_grad_checkpointing(enable)
 
+    # Hub conveniences (huggingface_hub's save_pretrained / from_pretrained / push_to_hub names)
+    def save_pretrained(self, save_directory, **kwargs):
+        """Write a Hub folder (weights, config, model card); see :func:`ddrnet_zoo.hub.save_pretrained`."""
+        from ..hub import save_pretrained
+
+        return save_pretrained(self, save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, source, **kwargs) -> DDRNetSegmentation:
+        """Load from a Hub id or local folder; see :func:`ddrnet_zoo.hub.from_pretrained`."""
+        from ..hub import from_pretrained
+
+        model = from_pretrained(source, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"{source} holds a {type(model).__name__}, not a segmentation model")
+        return model
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Save and upload to ``repo_id``; see :func:`ddrnet_zoo.hub.push_to_hub`."""
+        from ..hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def forward(
         self, x: torch.Tensor, return_aux: Optional[bool] = None
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:

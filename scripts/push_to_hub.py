@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Build the Hugging Face Hub folder for a DDRNet checkpoint and upload it.
+
+The checkpoint may be in any supported layout (ours, the original release, MMSegmentation; see
+``ddrnet-convert --help``): it is converted strictly, then written as ``model.safetensors`` +
+``config.json`` + a generated model card ``README.md`` (measured parameter counts, optional
+GFLOPs and evaluation results, usage, license, citation), and uploaded with huggingface_hub
+(``create_repo`` + ``upload_folder``). ``--dry-run`` writes the folder only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+EPILOG = """\
+examples:
+  # the ImageNet weights of the original release, as the default timm weights of ddrnet23_slim
+  python scripts/push_to_hub.py DDRNet23s_imagenet.pth --repo-id ddrnet-zoo/ddrnet23_slim.in1k --dry-run --out hub/
+  # a Cityscapes model (original .pth with 'model.' prefix), with measured results for the card
+  python scripts/push_to_hub.py best_val_smaller.pth --repo-id ddrnet-zoo/ddrnet23_slim.cityscapes \\
+      --dataset cityscapes --train-size 1024 1024 --results results.json --flops 1024 2048
+  # upload a folder written earlier with --dry-run
+  python scripts/push_to_hub.py hub/ddrnet23_slim.cityscapes --repo-id ddrnet-zoo/ddrnet23_slim.cityscapes
+
+results.json: a list of {"metric": "mIoU", "value": 77.8, "dataset": "cityscapes", "split": "val",
+"command": "ddrnet-eval ...", "notes": "single scale"} (or {"results": [...]}), as measured by you.
+Uploading needs a token with write access: `hf auth login` or HF_TOKEN.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="push_to_hub.py",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src", help="checkpoint file of any supported layout, or a Hub folder written before")
+    p.add_argument("--repo-id", required=True, help="Hub repository ORG/NAME (used in the model card, and uploaded to)")
+    p.add_argument("--dry-run", action="store_true", help="write the Hub folder only; upload nothing")
+    p.add_argument("--out", help="where to write the Hub folder (default: hub/<NAME> with --dry-run, else a temp dir)")
+    p.add_argument("--model", help="assert the variant (ddrnet23_slim, ddrnet23, ddrnet39); default: from shapes")
+    p.add_argument("--num-classes", type=int, help="assert the class count")
+    p.add_argument("--dataset", choices=("cityscapes", "camvid"), help="segmentation: class names and palette")
+    p.add_argument("--train-size", type=int, nargs=2, metavar=("H", "W"), help="segmentation: training crop")
+    p.add_argument("--results", help="JSON file of measured results for the model card (see below)")
+    p.add_argument("--flops", type=int, nargs=2, metavar=("H", "W"), help="measure fvcore GFLOPs at HxW for the card")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--revision", help="branch to upload to (default: main)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    p.add_argument("--commit-message", default="Upload DDRNet weights (ddrnet_zoo)")
+    p.add_argument("--token", help="Hub token (default: the logged-in one / HF_TOKEN)")
+    p.add_argument("--force", action="store_true", help="replace files in an existing --out folder")
+    return p
+
+
+def _load_results(path: Optional[str]) -> Optional[List[Dict[str, Any]]]:
+    if path is None:
+        return None
+    obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(obj, dict):
+        obj = obj.get("results", [obj])
+    if not isinstance(obj, list):
+        raise ValueError(f"{path}: expected a list of results or {{'results': [...]}}")
+    return obj
+
+
+def build_folder(args: argparse.Namespace, out: Path) -> Path:
+    """Convert ``args.src`` and write the Hub folder to ``out``."""
+    from ddrnet_zoo.convert import convert_checkpoint, load_checkpoint_any
+    from ddrnet_zoo.convert.cli import _apply_overrides
+    from ddrnet_zoo.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+    from ddrnet_zoo.models import DDRNetSegmentation
+
+    existing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if (out / n).exists()]
+    if existing and not args.force:
+        raise FileExistsError(f"{out} already holds {existing}; pass --force to replace them")
+    results = _load_results(args.results)
+    src = Path(args.src)
+    if src.is_file():
+        converted = convert_checkpoint(
+            src,
+            model_name=args.model,
+            num_classes=args.num_classes,
+            dataset=args.dataset,
+            config_overrides={"train_size": tuple(args.train_size)} if args.train_size else None,
+        )
+        print(converted.summary())
+        model = converted.create_model()
+    else:
+        model = load_checkpoint_any(src, model_name=args.model, num_classes=args.num_classes)
+        if isinstance(model, DDRNetSegmentation):
+            model.config = _apply_overrides(model.config, args.dataset, args.train_size, None)
+    config = getattr(model, "config", None)
+    if config is not None and results is not None:
+        config.metadata = {**config.metadata, "results": results}
+    flops = tuple(args.flops) if args.flops else None
+    save_pretrained(model, out, config=config, repo_id=args.repo_id, results=results, flops_input_size=flops)
+    print(f"hub folder:    {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ddrnet_zoo.hub import upload_folder_to_hub
+    from ddrnet_zoo.io import CheckpointError
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.out:
+                out = Path(args.out)
+            elif args.dry_run:
+                out = Path("hub") / args.repo_id.split("/")[-1]
+            else:
+                out = Path(tmp) / "hub"
+            build_folder(args, out)
+            if args.dry_run:
+                print("dry run:       nothing uploaded")
+                return 0
+            commit = upload_folder_to_hub(
+                out,
+                args.repo_id,
+                commit_message=args.commit_message,
+                private=args.private or None,
+                token=args.token,
+                revision=args.revision,
+                create_pr=args.create_pr,
+            )
+            print(f"uploaded:      {getattr(commit, 'commit_url', commit)}")
+            return 0
+    except (CheckpointError, ValueError, TypeError, OSError) as e:
+        print(f"push_to_hub.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

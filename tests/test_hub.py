@@ -1,0 +1,372 @@
+"""Hub folders: save/load round trips, and the real download code paths against a local Hub cache.
+
+This machine cannot reach the Hub. The tests lay Hub folders out in a cache directory exactly as
+huggingface_hub does (``models--ORG--NAME/{blobs,snapshots/<commit>,refs/main}``, checked with
+``huggingface_hub.scan_cache_dir``), set ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE=1``, and call the
+real loading code: timm's ``create_model`` (default ``hf_hub_id``, ``hf-hub:``, ``local-dir:``,
+``pretrained_cfg_overlay``) and ``ddrnet_zoo.hub.from_pretrained``, both through ``hf_hub_download``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import timm
+import torch
+from conftest import REPO, TINY_ARCH_23, TINY_ARCH_39
+from huggingface_hub import constants, scan_cache_dir
+from huggingface_hub.file_download import repo_folder_name
+from safetensors.torch import load_file, save_file
+
+import ddrnet_zoo
+from ddrnet_zoo.convert import convert_checkpoint, load_checkpoint_any
+from ddrnet_zoo.hub import build_model_card, from_pretrained, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo.io import CheckpointError
+from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model
+
+ORG = "ddrnet-zoo"
+
+
+def install_in_hub_cache(folder: Path, repo_id: str, cache_dir: Path, revision: str = "main") -> str:
+    """Put ``folder``'s files into ``cache_dir`` as huggingface_hub's downloads do; returns the commit hash.
+
+    Blobs are named by their etag (sha256 for LFS files such as weights, the git blob sha1 otherwise),
+    snapshot files are relative symlinks to them, and ``refs/<revision>`` holds the commit hash.
+    """
+    repo_dir = cache_dir / repo_folder_name(repo_id=repo_id, repo_type="model")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    commit = hashlib.sha1(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
+    snapshot = repo_dir / "snapshots" / commit
+    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for p in files:
+        data = p.read_bytes()
+        if p.suffix == ".safetensors":
+            etag = hashlib.sha256(data).hexdigest()
+        else:
+            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        blob = repo_dir / "blobs" / etag
+        blob.write_bytes(data)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / p.name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / revision).write_text(commit)
+    return commit
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hub cache, offline: HF_HUB_CACHE/HF_HUB_OFFLINE in the environment and huggingface_hub's constants."""
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read at import by huggingface_hub
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def tiny_seg_model(arch=TINY_ARCH_23, num_classes: int = 11, **kwargs):
+    model = create_segmentation_model("ddrnet23_slim", num_classes=num_classes, arch=arch, **kwargs)
+    with torch.no_grad():  # non-trivial BN statistics and biases, so that dropping any of them shows
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and ("running" in name or name.endswith("bias")):
+                t.uniform_(0.1, 0.5)
+    return model.eval()
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]), k
+
+
+def test_cache_layout_is_huggingface_hubs(tmp_path, hub_cache):
+    folder = save_pretrained(tiny_seg_model(), tmp_path / "hub")
+    commit = install_in_hub_cache(folder, f"{ORG}/tiny", hub_cache)
+    info = scan_cache_dir(hub_cache)
+    assert not info.warnings
+    (repo,) = info.repos
+    assert repo.repo_id == f"{ORG}/tiny" and repo.repo_type == "model"
+    (rev,) = repo.revisions
+    assert rev.commit_hash == commit and rev.refs == frozenset({"main"})
+    assert {f.file_name for f in rev.files} == {"config.json", "model.safetensors", "README.md"}
+
+
+# ---------------------------------------------------------------------------------------------- segmentation
+def test_segmentation_save_load_round_trip_is_bit_exact(tmp_path):
+    model = tiny_seg_model(TINY_ARCH_39)
+    model.config.dataset = "camvid"
+    folder = save_pretrained(model, tmp_path / "hub")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = from_pretrained(folder)
+    assert_same_weights(model, loaded)
+    assert loaded.config.to_dict() == model.config.to_dict()
+    assert not loaded.training
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    # the config holds everything needed to rebuild the model
+    config = json.loads((folder / "config.json").read_text())
+    assert config["arch"]["depths"] == [3, 4, 6, 3] and config["num_classes"] == 11 and config["context"] == "dappm"
+
+
+def test_segmentation_loads_through_the_hub_cache_offline(tmp_path, hub_cache):
+    model = tiny_seg_model(num_classes=19, aux_head=False)
+    model.config = SegmentationConfig.from_dict(
+        {**model.config.to_dict(), "dataset": "cityscapes", "train_size": [1024, 1024]}
+    )
+    commit = install_in_hub_cache(save_pretrained(model, tmp_path / "hub"), f"{ORG}/seg", hub_cache)
+    for source, kwargs in [
+        (f"{ORG}/seg", {}),
+        (f"hf-hub:{ORG}/seg@main", {}),
+        (f"{ORG}/seg", {"revision": commit}),
+        (f"{ORG}/seg", {"cache_dir": hub_cache, "local_files_only": True}),
+    ]:
+        loaded = from_pretrained(source, **kwargs)
+        assert_same_weights(model, loaded)
+        assert loaded.config.train_size == (1024, 1024) and loaded.config.aux_head is False
+    assert_same_weights(model, load_checkpoint_any(f"hf-hub:{ORG}/seg"))
+    with pytest.raises(CheckpointError, match=rf"{ORG}/missing: cannot get config\.json.*HF_HUB_OFFLINE"):
+        from_pretrained(f"{ORG}/missing")
+    with pytest.raises(CheckpointError, match=r"seg@v2: cannot get config\.json"):
+        from_pretrained(f"{ORG}/seg", revision="v2")
+
+
+def test_model_card(tmp_path):
+    model = tiny_seg_model()
+    model.config.dataset = "camvid"
+    model.config.metadata["results"] = [
+        {"metric": "mIoU", "value": 74.4, "dataset": "camvid", "split": "test", "command": "ddrnet-eval --x"}
+    ]
+    folder = save_pretrained(model, tmp_path / "hub", repo_id=f"{ORG}/tiny.camvid", flops_input_size=(64, 64))
+    text = (folder / "README.md").read_text()
+    card = huggingface_hub.ModelCard(text)
+    assert card.data.license == "mit" and card.data.pipeline_tag == "image-segmentation"
+    assert card.data.eval_results[0].metric_value == 74.4
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert f"| Parameters (all) | {params:.3f} M |" in text
+    assert "GFLOPs at 64x64" in text
+    assert "ddrnet-eval --x" in text and "arXiv:2101.06085" in text and "Hong, Yuanduo" in text
+    assert f"from_pretrained('{ORG}/tiny.camvid')" in text
+    # the card's snippet runs on the folder
+    snippet = text.split("```python\n")[2].split("```")[0].replace(f"'{ORG}/tiny.camvid'", repr(str(folder)))
+    snippet = snippet.replace("512, 1024", "64, 64")
+    scope: dict = {}
+    exec(snippet, scope)
+    assert scope["labels"].shape == (1, 64, 64)
+
+
+def test_atomic_save_leaves_existing_folder_intact(tmp_path, monkeypatch):
+    folder = save_pretrained(tiny_seg_model(), tmp_path / "hub")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr("ddrnet_zoo.hub.build_model_card", fail)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        save_pretrained(tiny_seg_model(num_classes=5), folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["hub"]  # no temporary folder left behind
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def _edit_folder(folder: Path, config=None, weights=None) -> None:
+    if config is not None:
+        cfg = json.loads((folder / "config.json").read_text())
+        config(cfg)
+        (folder / "config.json").write_text(json.dumps(cfg))
+    if weights is not None:
+        sd = load_file(str(folder / "model.safetensors"))
+        weights(sd)
+        save_file(sd, str(folder / "model.safetensors"))
+
+
+def test_bad_folders_give_clear_errors(tmp_path):
+    model = tiny_seg_model()
+    make = lambda name: save_pretrained(model, tmp_path / name)  # noqa: E731
+
+    folder = make("truncated")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match=r"truncated/model\.safetensors: not a readable safetensors"):
+        from_pretrained(folder)
+
+    folder = make("corrupt_config")
+    (folder / "config.json").write_text('{"architecture": "ddrnet23_sl')
+    with pytest.raises(CheckpointError, match=r"corrupt_config/config\.json: not a readable JSON config"):
+        from_pretrained(folder)
+
+    folder = make("unknown_arch")
+    _edit_folder(folder, config=lambda c: c.update(architecture="ddrnet99"))
+    with pytest.raises(CheckpointError, match=r"unknown_arch/config\.json: invalid config: unknown architecture"):
+        from_pretrained(folder)
+
+    folder = make("class_count")
+    _edit_folder(folder, config=lambda c: c.update(num_classes=19))
+    with pytest.raises(CheckpointError, match=r"class_count/model\.safetensors: wrong class count: .* 11 classes.* 19"):
+        from_pretrained(folder)
+
+    folder = make("other_variant")
+    _edit_folder(folder, config=lambda c: c.update(arch=None))  # config says full-size ddrnet23_slim
+    with pytest.raises(CheckpointError, match=r"other_variant/model\.safetensors: .*shape mismatches.*another variant"):
+        from_pretrained(folder)
+
+    folder = make("missing_key")
+    _edit_folder(folder, weights=lambda sd: sd.pop("context.fuse.2.conv.weight"))
+    with pytest.raises(CheckpointError, match=r"missing keys: context\.fuse\.2\.conv\.weight"):
+        from_pretrained(folder)
+    with pytest.warns(UserWarning, match="non-strictly"):
+        partial = from_pretrained(folder, strict=False)
+    assert partial.context.fuse[2].conv.weight.device.type == "cpu"
+
+    folder = make("unexpected_key")
+    _edit_folder(folder, weights=lambda sd: sd.update({"head.extra.weight": torch.ones(3)}))
+    with pytest.raises(CheckpointError, match=r"unexpected keys: head\.extra\.weight"):
+        from_pretrained(folder)
+
+    folder = make("no_aux")
+    _edit_folder(folder, config=lambda c: c.update(aux_head=False))
+    with pytest.raises(CheckpointError, match="has an auxiliary head: build the model with aux_head=True"):
+        from_pretrained(folder)
+
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "config.json").write_text((tmp_path / "no_aux" / "config.json").read_text())
+        from_pretrained(tmp_path / "empty")
+
+
+def test_save_refuses_a_config_that_does_not_describe_the_model(tmp_path):
+    model = tiny_seg_model()
+    wrong = SegmentationConfig.from_dict({**model.config.to_dict(), "num_classes": 19})
+    with pytest.raises(ValueError, match="does not describe this model"):
+        save_pretrained(model, tmp_path / "hub", config=wrong)
+    assert not (tmp_path / "hub" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------- timm
+@pytest.fixture(scope="module")
+def tiny_classifier(reference_dir):
+    """The reference DDRNet-23 classifier (built by the original code), converted."""
+    return convert_checkpoint(reference_dir / "official_cls_ddrnet23_tiny.weights.safetensors").create_model()
+
+
+def _reference_io(reference_dir):
+    return load_file(str(reference_dir / "official_cls_ddrnet23_tiny.io.safetensors"))
+
+
+def test_timm_default_hf_hub_id_through_the_cache(tmp_path, hub_cache):
+    """``timm.create_model('ddrnet23_slim', pretrained=True)`` resolves default_cfgs' hf_hub_id (full size)."""
+    source = timm.create_model("ddrnet23_slim").eval()
+    with torch.no_grad():
+        for name, t in source.state_dict().items():
+            if t.is_floating_point() and "running" in name:
+                t.uniform_(0.1, 0.5)
+    hub_id = source.pretrained_cfg["hf_hub_id"]
+    assert hub_id == f"{ORG}/ddrnet23_slim.in1k"
+    install_in_hub_cache(save_pretrained(source, tmp_path / "hub", repo_id=hub_id), hub_id, hub_cache)
+    model = timm.create_model("ddrnet23_slim", pretrained=True)
+    assert_same_weights(source, model)
+    # and as the ImageNet initialisation of a segmentation backbone
+    seg = create_segmentation_model("ddrnet23_slim", num_classes=19, pretrained_backbone=True)
+    backbone = seg.backbone.state_dict()
+    assert backbone and all(torch.equal(t, source.state_dict()[k]) for k, t in backbone.items())
+
+
+def test_timm_hf_hub_local_dir_and_file(tmp_path, hub_cache, tiny_classifier, reference_dir):
+    folder = save_pretrained(tiny_classifier, tmp_path / "hub", repo_id=f"{ORG}/tiny-cls")
+    install_in_hub_cache(folder, f"{ORG}/tiny-cls", hub_cache)
+    io = _reference_io(reference_dir)
+    models = {
+        "hf-hub": timm.create_model(f"hf-hub:{ORG}/tiny-cls", pretrained=True),
+        "local-dir": timm.create_model(f"local-dir:{folder}", pretrained=True),
+        "from_pretrained": from_pretrained(f"{ORG}/tiny-cls"),
+        "file": timm.create_model(
+            "ddrnet23_slim",
+            pretrained=True,
+            arch=tiny_classifier.arch,
+            pretrained_cfg_overlay=dict(file=str(folder / "model.safetensors"), num_classes=10),
+        ),
+    }
+    for how, model in models.items():
+        assert_same_weights(tiny_classifier, model)
+        with torch.no_grad():
+            out = model.eval()(io["input"])
+        err = float((out - io["output"]).abs().max() / io["output"].abs().max())
+        assert err <= 1e-5, (how, err)
+    # a folder of our making is what timm itself writes (and reads back) for this model
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "ddrnet23_slim" and config["pretrained_cfg"]["first_conv"] == "stem.0.conv"
+
+
+def test_timm_adapts_head_and_stem(tmp_path, hub_cache, tiny_classifier):
+    install_in_hub_cache(save_pretrained(tiny_classifier, tmp_path / "hub"), f"{ORG}/tiny-cls", hub_cache)
+    source = tiny_classifier.state_dict()
+    torch.manual_seed(1)  # (seed 0 draws the reference file's own classifier init: same module order)
+    head = timm.create_model(f"hf-hub:{ORG}/tiny-cls", pretrained=True, num_classes=3)
+    assert head.fc.weight.shape == (3, 64) and not torch.equal(head.fc.weight[:3], source["fc.weight"][:3])
+    assert all(torch.equal(t, source[k]) for k, t in head.state_dict().items() if not k.startswith("fc."))
+    gray = timm.create_model(f"hf-hub:{ORG}/tiny-cls", pretrained=True, in_chans=1)
+    stem = source["stem.0.conv.weight"]
+    assert torch.allclose(gray.stem[0].conv.weight, stem.sum(1, keepdim=True))  # timm's adapt_input_conv
+    features = timm.create_model(f"hf-hub:{ORG}/tiny-cls", pretrained=True, features_only=True, out_indices=(2,))
+    assert torch.equal(features.model.stem[0].conv.weight, stem)
+
+
+def test_bad_timm_folder(tmp_path, tiny_classifier):
+    folder = save_pretrained(tiny_classifier, tmp_path / "hub")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:1000])
+    with pytest.raises(CheckpointError, match="hub: cannot load the timm-format checkpoint"):
+        from_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+def _push_script():
+    spec = importlib.util.spec_from_file_location("push_to_hub", REPO / "scripts" / "push_to_hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_push_script_dry_run_builds_a_loadable_folder(tmp_path, reference_dir, capsys):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"metric": "mIoU", "value": 1.5, "split": "val", "command": "ddrnet-eval"}]))
+    out = tmp_path / "hub"
+    src = reference_dir / "official_seg_ddrnet23_tiny.cityscapes_format.pth"
+    push = _push_script()
+    argv = [str(src), "--repo-id", f"{ORG}/tiny", "--dry-run", "--out", str(out), "--results", str(results)]
+    assert push.main(argv) == 0
+    assert "nothing uploaded" in capsys.readouterr().out
+    model = from_pretrained(out, upsample_logits=False)
+    assert model.config.metadata["results"][0]["value"] == 1.5
+    assert model.config.metadata["converted_from"]["layout"] == "original"
+    assert "| mIoU | 1.5 |" in (out / "README.md").read_text()
+    io = load_file(str(reference_dir / "official_seg_ddrnet23_tiny.io.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(model(io["input"]), io["output"])
+    assert push.main(argv) == 2  # refuses to overwrite without --force
+    assert "--force" in capsys.readouterr().err
+
+
+def test_upload_refuses_incomplete_folders_and_needs_the_network(tmp_path, hub_cache):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a Hub folder"):
+        upload_folder_to_hub(tmp_path / "empty", f"{ORG}/x")
+    folder = save_pretrained(tiny_seg_model(), tmp_path / "hub")
+    with pytest.raises(Exception, match="offline"):  # HF_HUB_OFFLINE=1: the real client refuses to connect
+        upload_folder_to_hub(folder, f"{ORG}/x", token="hf_dummy")
+
+
+def test_model_card_for_classifier(tiny_classifier):
+    card = build_model_card(tiny_classifier, repo_id=f"{ORG}/tiny-cls")
+    assert card.data.library_name == "timm" and card.data.pipeline_tag == "image-classification"
+    assert f"timm.create_model('hf-hub:{ORG}/tiny-cls', pretrained=True)" in card.content
+    assert ddrnet_zoo.__version__
