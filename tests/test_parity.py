@@ -62,25 +62,5 @@ def test_a_wrong_topology_is_detected(reference_dir, case):
     assert sorted(original_key_map(build(kind, other, 5)).values()) != sorted(state)
 
 
-FULL_SIZE = {
-    "official_cls_ddrnet23_slim": ("classification", "ddrnet23_slim", 1000),
-    "official_cls_ddrnet23": ("classification", "ddrnet23", 1000),
-    "official_cls_ddrnet39": ("classification", "ddrnet39", 1000),
-    "official_seg_ddrnet23_slim_aux": ("segmentation", "ddrnet23_slim", 19),
-    "official_seg_ddrnet23_aux": ("segmentation", "ddrnet23", 19),
-    "official_seg_ddrnet39_aux": ("segmentation", "ddrnet39", 19),
-}
-
-
-def test_full_size_key_lists_map_completely(reference_dir):
-    shapes = json.loads((reference_dir / "official_full_size_state_dict_shapes.json").read_text())
-    assert set(shapes) == set(FULL_SIZE)
-    for case, (kind, name, num_classes) in FULL_SIZE.items():
-        with torch.device("meta"):
-            if kind == "classification":
-                model = timm.create_model(name, num_classes=num_classes)
-            else:
-                model = create_segmentation_model(name, num_classes=num_classes)
-        ours = {k: list(v.shape) for k, v in model.state_dict().items()}
-        mapped = {theirs: ours[k] for k, theirs in original_key_map(model).items()}
-        assert mapped == shapes[case], case
+# The full-size key lists of ../shared/reference are checked in tests/test_convert.py
+# (test_full_size_official_keys_map_completely), through the same original_key_map.
