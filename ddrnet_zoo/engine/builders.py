@@ -1,0 +1,143 @@
+"""Build datasets, models and losses from a :class:`~ddrnet_zoo.engine.config.TrainConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Tuple
+
+from ..data.datasets import SegmentationDataset, build_dataset
+from ..data.meta import DatasetInfo
+from ..data.transforms import EvalTransform, TrainTransform
+from ..io import read_state_dict
+from ..losses import SegmentationLoss
+from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
+from .config import ConfigError, TrainConfig
+from .export import WEIGHTS_NAME, load_model_weights
+
+__all__ = [
+    "build_split",
+    "build_train_dataset",
+    "build_eval_dataset",
+    "build_model",
+    "build_loss",
+    "normalization",
+]
+
+_logger = logging.getLogger(__name__)
+
+
+def build_split(cfg: TrainConfig, split: str, transform: Optional[Callable] = None) -> SegmentationDataset:
+    """The dataset of ``split`` described by ``cfg.data`` (first ``max_samples`` only when set)."""
+    d = cfg.data
+    ds = build_dataset(
+        d.dataset,
+        d.root,
+        split,
+        transform,
+        class_names=d.class_names,
+        ignore_index=d.ignore_index,
+        palette=d.palette,
+        label_map=d.label_map,
+        name=d.name,
+        mean=d.mean,
+        std=d.std,
+    )
+    return ds.subset(d.max_samples)
+
+
+def normalization(cfg: TrainConfig, info: DatasetInfo) -> Tuple[Sequence[float], Sequence[float]]:
+    """Mean/std: the config's if set, else the dataset's (ImageNet)."""
+    mean = tuple(cfg.data.mean) if cfg.data.mean is not None else tuple(info.mean)
+    std = tuple(cfg.data.std) if cfg.data.std is not None else tuple(info.std)
+    return mean, std
+
+
+def build_train_dataset(cfg: TrainConfig) -> SegmentationDataset:
+    """The training split with the paper's augmentation (:class:`TrainTransform`)."""
+    ds = build_split(cfg, cfg.data.train_split)
+    mean, std = normalization(cfg, ds.info)
+    ds.transform = TrainTransform(
+        crop_size=tuple(cfg.data.crop_size),
+        scale_range=tuple(cfg.data.scale_range),
+        flip=cfg.data.flip,
+        mean=mean,
+        std=std,
+        image_scale=cfg.data.image_scale,
+        seed=cfg.train.seed,
+    )
+    return ds
+
+
+def build_eval_dataset(cfg: TrainConfig, split: Optional[str] = None) -> SegmentationDataset:
+    """An evaluation split (default ``cfg.data.val_split``): normalised images, full-resolution labels."""
+    split = split or cfg.data.val_split
+    if not split:
+        raise ValueError("no evaluation split: set data.val_split (or --split)")
+    ds = build_split(cfg, split)
+    mean, std = normalization(cfg, ds.info)
+    ds.transform = EvalTransform(mean, std)
+    return ds
+
+
+def build_model(cfg: TrainConfig, info: DatasetInfo) -> DDRNetSegmentation:
+    """The segmentation model of ``cfg.model`` for the classes of ``info``; ``model.config`` describes both."""
+    m = cfg.model
+    kwargs = {}
+    if m.arch is not None:
+        kwargs["arch"] = DDRNetArch(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.arch.items()})
+    if m.backbone_weights:
+        if not Path(m.backbone_weights).is_file():
+            raise FileNotFoundError(f"model.backbone_weights: {m.backbone_weights} not found")
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(m.backbone_weights))
+    pretrained = m.pretrained_backbone or bool(m.backbone_weights)
+    try:
+        model = create_segmentation_model(
+            m.name,
+            num_classes=info.num_classes,
+            context=m.context,
+            aux_head=m.aux_head,
+            pretrained_backbone=pretrained,
+            **kwargs,
+        )
+    except Exception as e:
+        if not pretrained:
+            raise
+        source = m.backbone_weights or f"the Hugging Face Hub ({m.name}.in1k)"
+        raise ConfigError(
+            f"cannot load the ImageNet backbone weights of {m.name} from {source}: {type(e).__name__}: {e}. "
+            "Offline, download them once or pass model.backbone_weights=<file>; "
+            "model.pretrained_backbone=false trains from scratch (far below the paper's accuracy)"
+        ) from e
+    if m.weights:
+        path = Path(m.weights)
+        if path.is_dir():
+            path = path / WEIGHTS_NAME
+        load_model_weights(model, read_state_dict(path), str(path), allow_new_classifier=True)
+        _logger.info("initialised the model from %s", path)
+    mean, std = normalization(cfg, info)
+    model.config = dataclasses.replace(
+        model.config,
+        class_names=list(info.class_names),
+        palette=[list(c) for c in info.palette],
+        ignore_index=int(info.ignore_index),
+        mean=tuple(mean),
+        std=tuple(std),
+        dataset=info.name,
+        train_size=tuple(cfg.data.crop_size),
+    )
+    return model
+
+
+def build_loss(cfg: TrainConfig) -> SegmentationLoss:
+    """The loss of ``cfg.loss`` (Eq. 3 with OHEM on the main output by default)."""
+    c = cfg.loss
+    return SegmentationLoss(
+        type=c.type,
+        aux_weight=c.aux_weight,
+        aux_type=c.aux_type,
+        ohem_thresh=c.ohem_thresh,
+        ohem_min_kept=c.ohem_min_kept,
+        class_weight=c.class_weight,
+    )

@@ -1,0 +1,57 @@
+"""Model folders in the Hub format for training and evaluation (thin layer over :mod:`ddrnet_zoo.hub`).
+
+A model folder is what :func:`ddrnet_zoo.hub.save_pretrained` writes (``model.safetensors``,
+``config.json``, model card) and :func:`ddrnet_zoo.hub.from_pretrained` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+
+from ..convert.core import load_state_dict_strict
+from ..hub import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, save_pretrained
+from ..models import SegmentationConfig
+from ..models.segmentation import DDRNetSegmentation
+
+__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_model_dir", "load_model_dir", "load_model_weights"]
+
+_logger = logging.getLogger(__name__)
+
+
+def save_model_dir(
+    model: torch.nn.Module,
+    directory: Path,
+    config: Optional[SegmentationConfig] = None,
+    results: Optional[Sequence[Dict[str, Any]]] = None,
+) -> Path:
+    """Write ``model`` as a Hub folder (``config`` defaults to ``model.config``), atomically."""
+    return save_pretrained(model, directory, config=config, results=results)
+
+
+def load_model_dir(directory: Path) -> Tuple[DDRNetSegmentation, SegmentationConfig]:
+    """The segmentation model saved in ``directory`` (strictly loaded) and its config."""
+    model = from_pretrained(Path(directory))
+    if not isinstance(model, DDRNetSegmentation):
+        raise ValueError(f"{directory} holds a {type(model).__name__}, not a segmentation model")
+    return model, model.config
+
+
+def load_model_weights(
+    model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str, allow_new_classifier: bool = False
+) -> None:
+    """Strictly load ``state`` into ``model``; errors list missing/unexpected keys and shape mismatches.
+
+    With ``allow_new_classifier`` the 1x1 classifiers of the heads may differ in shape (fine-tuning
+    to another number of classes); they keep their fresh initialisation (logged).
+    """
+    if allow_new_classifier:
+        own = model.state_dict()
+        new = [k for k in state if ".classifier." in k and k in own and own[k].shape != state[k].shape]
+        if new:
+            state = {**state, **{k: own[k] for k in new}}
+            _logger.info("new classifier weights (class count differs from %s): %s", source, ", ".join(new))
+    load_state_dict_strict(model, state, source)

@@ -1,0 +1,525 @@
+"""The training loop: the paper's recipe on one device, on CPU, or on N processes under ``torchrun``.
+
+Per step: forward (autocast bf16/fp16 optional, channels_last optional, optionally
+``torch.compile``-d), loss of Eq. 3 (OHEM on the main output), backward (GradScaler for fp16,
+optional gradient accumulation with ``no_sync``), SGD step, poly LR step. Under DDP,
+SyncBatchNorm on GPUs and a :class:`TrainSampler` (a ``DistributedSampler``) split each
+global batch between processes; rank 0 logs, evaluates the summed confusion matrix, writes
+checkpoints and exports models.
+
+Outputs in ``train.output_dir``: ``config.yaml``, ``train.log``, ``train_log.csv``,
+``eval_log.csv`` (+ ``tensorboard/`` if installed), ``last.pt`` (resumable), ``best/`` and
+``final/`` (Hub format: ``model.safetensors`` + ``config.json``), ``results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..data.datasets import collate
+from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
+from ..io import atomic_write_json, atomic_write_text
+from ..metrics import format_metrics_table, to_jsonable
+from . import distributed as dist_utils
+from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, normalization
+from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict
+from .evaluator import autocast_context, build_eval_loader, evaluate
+from .export import load_model_weights, save_model_dir
+from .logger import MetricLogger, setup_logging
+from .optim import PolyLR, build_optimizer
+
+__all__ = ["TrainSampler", "Trainer", "train"]
+
+TRAIN_COLUMNS = ("epoch", "iteration", "loss", "loss_main", "loss_aux", "lr", "images_per_s", "time_s")
+
+
+class TrainSampler(DistributedSampler):
+    """The training sampler: a ``DistributedSampler`` (same permutation: ``randperm`` seeded with
+    ``seed + epoch``; ``drop_last``) that yields ``(index, epoch)`` pairs, so that the dataset's
+    augmentation knows the epoch.
+
+    Each global batch of ``chunk * num_replicas`` consecutive indices of the permutation is
+    split into contiguous blocks of ``chunk`` (this process's micro-batches of one step), so
+    ``N`` processes see exactly the micro-batches that one process with ``N`` accumulation
+    steps sees. :meth:`set_start` skips this process's first samples of the epoch (resuming
+    mid-epoch).
+    """
+
+    def __init__(
+        self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True, chunk: int = 1
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+        self.chunk = int(chunk)
+        self.steps = len(dataset) // (self.chunk * num_replicas)
+        self.num_samples = self.steps * self.chunk
+        self.total_size = self.num_samples * num_replicas
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        n = len(self.dataset)
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            perm = torch.randperm(n, generator=g).tolist()
+        else:
+            perm = list(range(n))
+        per_step = self.chunk * self.num_replicas
+        first = self.rank * self.chunk
+        mine = [perm[t * per_step + first + k] for t in range(self.steps) for k in range(self.chunk)]
+        return iter([(i, self.epoch) for i in mine[self.start :]])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig` and runs :meth:`fit`.
+
+    Args:
+        cfg: the configuration.
+        resume: a checkpoint to continue from, ``"auto"`` (``<output_dir>/last.pt`` if it
+            exists), or None.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: Optional[str] = None) -> None:
+        self.cfg = cfg
+        self.dist = dist_utils.init_distributed(cfg.train.device)
+        self.device = self.dist.device
+        self.is_main = self.dist.is_main
+        self.out_dir = Path(cfg.train.output_dir or Path("runs") / cfg.name)
+        self.log = setup_logging(self.is_main, self.out_dir / "train.log" if self.is_main else None)
+        self._seed_everything()
+        t = cfg.train
+        world = self.dist.world_size
+        per = world * t.accum_steps
+        if cfg.data.batch_size % per:
+            raise ConfigError(
+                f"data.batch_size={cfg.data.batch_size} (the global batch) must be divisible by "
+                f"world size {world} x train.accum_steps {t.accum_steps}"
+            )
+        self.global_batch = cfg.data.batch_size
+        self.micro_batch = cfg.data.batch_size // per
+
+        # data
+        self.train_set = build_train_dataset(cfg)
+        self.info = self.train_set.info
+        self.val_set = build_eval_dataset(cfg) if cfg.data.val_split else None
+        if self.val_set is not None and self.val_set.num_classes != self.info.num_classes:
+            raise ConfigError(f"train and val splits have different classes: {self.info} vs {self.val_set.info}")
+        self.sampler = TrainSampler(
+            self.train_set, world, self.dist.rank, seed=t.seed, chunk=self.micro_batch * t.accum_steps
+        )
+        self.iters_per_epoch = self.sampler.steps
+        sync_bn = cfg.model.sync_bn and world > 1 and self.device.type == "cuda"
+        if self.micro_batch < 2 and not sync_bn and cfg.model.context != "none":
+            raise ConfigError(
+                f"{self.micro_batch} image per process and micro-batch: the global-pooling branch of the context "
+                "module then has one value per channel, which BatchNorm cannot train on; use at least 2 images "
+                "per process (data.batch_size / (processes x train.accum_steps)), or SyncBatchNorm on GPUs"
+            )
+        if self.iters_per_epoch < 1:
+            raise ConfigError(
+                f"{self.train_set} has fewer samples than one global batch ({self.global_batch}); lower data.batch_size"
+            )
+        self.max_iters = t.max_iters or t.epochs * self.iters_per_epoch
+        self.epochs = math.ceil(self.max_iters / self.iters_per_epoch)
+        self.loader = self._train_loader()
+        self.val_loader = (
+            build_eval_loader(
+                self.val_set, cfg.eval.batch_size, cfg.eval.num_workers, pin_memory=self.device.type == "cuda"
+            )
+            if self.val_set is not None
+            else None
+        )
+
+        # model
+        model = build_model(cfg, self.info).to(self.device)
+        if t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.ddp: Optional[DistributedDataParallel] = None
+        if world > 1:
+            if cfg.model.sync_bn and self.device.type == "cuda":
+                from timm.layers import convert_sync_batchnorm
+
+                config = model.config
+                model = convert_sync_batchnorm(model)
+                model.config = config
+            elif cfg.model.sync_bn and self.is_main:
+                self.log.warning(
+                    "model.sync_bn: SyncBatchNorm needs GPUs; on %s each process normalises with its own "
+                    "batch statistics (as model.sync_bn=false)",
+                    self.device.type,
+                )
+            self.ddp = DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.model = model
+        self.train_model: torch.nn.Module = self.ddp if self.ddp is not None else model
+        if t.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.criterion = build_loss(cfg).to(self.device)
+        o = cfg.optim
+        self.optimizer = build_optimizer(self.model, o.lr, o.momentum, o.weight_decay, o.nesterov)
+        self.scheduler = PolyLR(self.optimizer, self.max_iters, o.poly_power, o.min_lr, o.warmup_iters, o.warmup_ratio)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.iteration = 0
+        self.best: Dict[str, Any] = {"miou": None, "iteration": None, "epoch": None}
+        self.metric_log = MetricLogger(self.out_dir, enabled=self.is_main, tensorboard=t.tensorboard)
+        if resume:
+            self._resume(resume)
+
+    # ------------------------------------------------------------------ set-up
+    def _seed_everything(self) -> None:
+        t = self.cfg.train
+        random.seed(t.seed + self.dist.rank)
+        np.random.seed((t.seed + self.dist.rank) % 2**32)
+        torch.manual_seed(t.seed)  # same initial weights on every process
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not t.deterministic
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device.type == "cpu" and t.flush_denormal:
+            torch.set_flush_denormal(True)
+
+    def _train_loader(self):
+        cfg = self.cfg
+        d = cfg.data
+        if d.in_memory:
+            data = InMemoryDataset(self.train_set, self.device, progress=self.is_main and cfg.train.progress)
+            mean, std = normalization(cfg, self.info)
+            aug = DeviceAugmenter(
+                data,
+                tuple(d.crop_size),
+                tuple(d.scale_range),
+                d.flip,
+                mean,
+                std,
+                d.image_scale,
+                seed=cfg.train.seed,
+            )
+            return DeviceLoader(aug, self.sampler, self.micro_batch)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.micro_batch,
+            sampler=self.sampler,
+            num_workers=d.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=d.num_workers > 0,
+            collate_fn=collate,
+            generator=torch.Generator(),  # leaves the global RNG alone
+        )
+
+    def _resume(self, resume: str) -> None:
+        path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
+        if resume == "auto" and not path.is_file():
+            self.log.info("--resume auto: no checkpoint at %s, starting a new run", path)
+            return
+        state = load_checkpoint(path)
+        load_model_weights(self.model, state["model"], str(path))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration = int(state["iteration"])
+        self.best = dict(state["best"])
+        rng = state["rng"]
+        if len(rng) != self.dist.world_size:
+            self.log.warning(
+                "resuming with %d processes a run saved with %d: the data order differs from an uninterrupted run",
+                self.dist.world_size,
+                len(rng),
+            )
+        restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
+        saved = config_to_dict(config_from_dict(state["config"]))
+        now = config_to_dict(self.cfg)
+        changed = _diff(saved, now, ignore={"train.stop_at_iter", "train.output_dir", "train.progress"})
+        if changed:
+            self.log.warning("config differs from the checkpoint's: %s", "; ".join(changed))
+        self.metric_log.truncate_after(self.iteration)
+        self.log.info("resumed from %s at iteration %d (epoch %d)", path, self.iteration, self.epoch)
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.iteration // self.iters_per_epoch
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "best": dict(self.best),
+            "config": config_to_dict(self.cfg),
+            "model_config": self.model.config.to_dict(),
+            "world_size": self.dist.world_size,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write ``last.pt`` (collective: gathers every process's RNG state)."""
+        rng = gather_rng_states()
+        if self.is_main:
+            save_checkpoint(self.out_dir / "last.pt", {**self.state_dict(), "rng": rng})
+        dist_utils.barrier()
+
+    def _export(self, name: str, metrics: Optional[Dict[str, Any]] = None) -> Path:
+        cfg = self.cfg
+        training = {
+            "config_name": cfg.name,
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "image_scale": cfg.data.image_scale,
+            "recipe": config_to_dict(cfg),
+        }
+        if metrics is not None:
+            training["eval"] = {
+                "split": cfg.data.val_split,
+                "miou": metrics["miou"],
+                "pixel_acc": metrics["pixel_acc"],
+                "scales": metrics["scales"],
+                "flip": metrics["flip"],
+            }
+        config = dataclasses.replace(self.model.config, metadata={**self.model.config.metadata, "training": training})
+        results = None
+        if metrics is not None:
+            views = "multi-scale + flip" if metrics["flip"] or len(metrics["scales"]) > 1 else "single scale"
+            results = [
+                {
+                    "metric": "mIoU",
+                    "value": round(100 * float(metrics["miou"]), 2),
+                    "dataset": config.dataset,
+                    "split": cfg.data.val_split,
+                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}",
+                    "notes": f"{views}, iteration {self.iteration}",
+                }
+            ]
+        return save_model_dir(self.model, self.out_dir / name, config, results=results)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> Dict[str, Any]:
+        """Train to ``max_iters`` (or ``train.stop_at_iter``); returns the final/best metrics."""
+        cfg, t = self.cfg, self.cfg.train
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            n_params = sum(p.numel() for p in self.model.parameters())
+            self.log.info(
+                "%s: %s (%.2fM params) on %s x%d, %s, %d train / %s val images, global batch %d "
+                "(%d per process x %d accumulation), %d iterations/epoch, %d iterations (%d epochs), amp=%s",
+                cfg.name,
+                cfg.model.name,
+                n_params / 1e6,
+                self.device,
+                self.dist.world_size,
+                self.info.name,
+                len(self.train_set),
+                len(self.val_set) if self.val_set is not None else "no",
+                self.global_batch,
+                self.micro_batch,
+                t.accum_steps,
+                self.iters_per_epoch,
+                self.max_iters,
+                self.epochs,
+                t.amp,
+            )
+        if self.iteration >= self.max_iters:
+            self.log.info("the run is complete (iteration %d of %d): nothing to do", self.iteration, self.max_iters)
+            return {"iteration": self.iteration, "stopped_early": False, "best": self.best, "already_complete": True}
+        metrics: Optional[Dict[str, Any]] = None
+        stopped = False
+        try:
+            for epoch in range(self.epoch, self.epochs):
+                if self.iteration >= self.max_iters:
+                    break
+                skip = self.iteration - epoch * self.iters_per_epoch
+                self.sampler.set_epoch(epoch)
+                self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
+                stopped = self._train_epoch(epoch, skip)
+                if stopped:
+                    break
+                last = self.iteration >= self.max_iters
+                if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
+                    metrics = self._evaluate(epoch)
+                if (epoch + 1) % t.checkpoint_interval == 0 or last:
+                    self.save_checkpoint()
+            results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
+            if not stopped:
+                if self.is_main:
+                    final_dir = self._export("final", metrics)
+                    results["final_model"] = str(final_dir)
+                results["final"] = metrics
+                if self.is_main:
+                    atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
+            return results
+        finally:
+            self.metric_log.close()
+
+    def _train_epoch(self, epoch: int, skip: int) -> bool:
+        t = self.cfg.train
+        steps_in_epoch = min(self.iters_per_epoch, self.max_iters - epoch * self.iters_per_epoch)
+        self.train_model.train()
+        bar = tqdm(
+            total=steps_in_epoch,
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{self.epochs}",
+            disable=not (self.is_main and t.progress),
+            dynamic_ncols=True,
+            leave=False,
+        )
+        data = iter(self.loader)
+        sums = torch.zeros(3, device=self.device)
+        count = 0
+        tic = time.perf_counter()
+        try:
+            for step in range(skip, steps_in_epoch):
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.optimizer.zero_grad(set_to_none=True)
+                for micro in range(t.accum_steps):
+                    batch = next(data)
+                    images = batch["image"].to(self.device, non_blocking=True)
+                    labels = batch["label"].to(self.device, non_blocking=True)
+                    if t.channels_last:
+                        images = images.contiguous(memory_format=torch.channels_last)
+                    sync = self.ddp is None or micro == t.accum_steps - 1
+                    with contextlib.nullcontext() if sync else self.train_model.no_sync():
+                        with autocast_context(self.device, t.amp):
+                            outputs = self.train_model(images)
+                        loss, parts = self.criterion(outputs, labels)
+                        self.scaler.scale(loss / t.accum_steps).backward()
+                    aux = parts.get("loss_aux", torch.zeros((), device=self.device))
+                    sums += torch.stack([loss.detach(), parts["loss_main"], aux]) / t.accum_steps
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                self.iteration += 1
+                count += 1
+                bar.update(1)
+                if self.iteration % t.log_interval == 0 or step == steps_in_epoch - 1:
+                    self._log_train(epoch, sums / count, lr, count, time.perf_counter() - tic, bar)
+                    sums.zero_()
+                    count = 0
+                    tic = time.perf_counter()
+                if t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0:
+                    self.save_checkpoint()
+                if t.stop_at_iter is not None and self.iteration >= t.stop_at_iter:
+                    if not (t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0):
+                        self.save_checkpoint()
+                    self.log.info(
+                        "stopped at iteration %d (train.stop_at_iter); continue with --resume", self.iteration
+                    )
+                    return True
+        finally:
+            bar.close()
+        return False
+
+    def _log_train(self, epoch: int, mean: torch.Tensor, lr: float, steps: int, seconds: float, bar) -> None:
+        dist_utils.all_reduce_mean(mean)
+        loss, loss_main, loss_aux = (float(v) for v in mean.tolist())
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss} at iteration {self.iteration}; lower optim.lr, add optim.warmup_iters, "
+                "or use train.amp=bf16 instead of fp16"
+            )
+        ips = steps * self.global_batch / max(seconds, 1e-9)
+        row = {
+            "epoch": epoch + 1,
+            "iteration": self.iteration,
+            "loss": loss,
+            "loss_main": loss_main,
+            "loss_aux": loss_aux,
+            "lr": lr,
+            "images_per_s": ips,
+            "time_s": seconds,
+        }
+        self.metric_log.log_train(row)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
+        if not self.cfg.train.progress:
+            self.log.info(
+                "epoch %d iter %d/%d loss %.4f lr %.3e %.1f img/s",
+                epoch + 1,
+                self.iteration,
+                self.max_iters,
+                loss,
+                lr,
+                ips,
+            )
+
+    def _evaluate(self, epoch: int) -> Dict[str, Any]:
+        cfg = self.cfg
+        if self.dist.distributed:  # every process evaluates rank 0's BN statistics
+            for b in self.model.buffers():
+                torch.distributed.broadcast(b, 0)
+        metrics = evaluate(
+            self.model,
+            self.val_loader,
+            self.info.num_classes,
+            self.device,
+            class_names=self.info.class_names,
+            scales=cfg.eval.scales,
+            flip=cfg.eval.flip,
+            image_scale=cfg.data.image_scale,
+            amp=cfg.train.amp,
+            channels_last=cfg.train.channels_last,
+            progress=self.is_main and cfg.train.progress,
+        )
+        if self.is_main:
+            self.log.info(
+                "%s\n",
+                format_metrics_table(
+                    metrics, title=f"{self.val_set.name} after epoch {epoch + 1} (iteration {self.iteration})"
+                ),
+            )
+            row = {
+                "epoch": epoch + 1,
+                "iteration": self.iteration,
+                "miou": metrics["miou"],
+                "pixel_acc": metrics["pixel_acc"],
+                "mean_acc": metrics["mean_acc"],
+            }
+            row.update({f"iou/{n}": r["iou"] for n, r in metrics["per_class"].items()})
+            self.metric_log.log_eval(row)
+        if self.best["miou"] is None or metrics["miou"] > self.best["miou"]:
+            self.best = {"miou": metrics["miou"], "iteration": self.iteration, "epoch": epoch + 1}
+            if self.is_main:
+                self._export("best", metrics)
+                self.log.info("new best mIoU %.2f%% -> %s", 100 * metrics["miou"], self.out_dir / "best")
+        return metrics
+
+
+def _diff(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "", ignore=frozenset()) -> list:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        key = f"{prefix}{k}"
+        if key in ignore:
+            continue
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, key + ".", ignore)
+        elif va != vb:
+            out.append(f"{key}: {va!r} -> {vb!r}")
+    return out
+
+
+def train(cfg: TrainConfig, resume: Optional[str] = None) -> Dict[str, Any]:
+    """Train with ``cfg`` (see :class:`Trainer`); returns the results written to ``results.json``."""
+    return Trainer(cfg, resume).fit()

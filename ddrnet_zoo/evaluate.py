@@ -1,0 +1,193 @@
+"""``ddrnet-eval``: mIoU / per-class IoU / pixel accuracy of a trained model, single- or multi-scale (+ flip).
+
+The model comes from ``--checkpoint``: a training checkpoint (``last.pt``), a model directory in the
+Hub format (``best/``, ``final/``: ``config.json`` + ``model.safetensors``), or a weights file
+(``.safetensors``/``.pth``, with ``--config`` describing the model). The data come from the
+training config stored with the model, or ``--config``, plus overrides (``--data.root /x``).
+
+Examples::
+
+    ddrnet-eval --checkpoint runs/cityscapes_ddrnet23_slim/best --data.root /data/cityscapes
+    ddrnet-eval --checkpoint runs/cityscapes_ddrnet23_slim/best --multi-scale --flip      # Table VII protocol
+    torchrun --nproc_per_node 4 -m ddrnet_zoo.evaluate --checkpoint runs/x/last.pt --save-predictions preds/
+    ddrnet-eval --checkpoint weights.safetensors --config camvid_ddrnet23 --data.root /data/camvid --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from .data.datasets import DatasetError
+from .engine import distributed as dist_utils
+from .engine.builders import build_eval_dataset, build_model
+from .engine.checkpoint import CHECKPOINT_FORMAT
+from .engine.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_override_args,
+)
+from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
+from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, load_model_weights
+from .inference.tta import PAPER_SCALES
+from .io import CheckpointError, atomic_write_json, read_state_dict
+from .metrics import format_metrics_table, to_jsonable
+from .models import DDRNetSegmentation, SegmentationConfig, create_segmentation_model_from_config
+
+__all__ = ["build_parser", "load_for_eval", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ddrnet-eval",
+        description="Evaluate a DDRNet segmentation model (mIoU at full label resolution). "
+        "Config fields can be overridden: --set data.root=/x, or --data.root /x.",
+        epilog=__doc__.split("Examples::", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--checkpoint", required=True, help="last.pt, a model directory (config.json), or a weights file")
+    p.add_argument("--config", "-c", help="training config describing the data (and the model for weight files)")
+    p.add_argument("--split", help="split to evaluate (default: data.val_split)")
+    p.add_argument("--scales", type=float, nargs="+", help="inference scales (default: eval.scales of the config)")
+    p.add_argument("--multi-scale", action="store_true", help=f"use the paper's scales {PAPER_SCALES}")
+    p.add_argument("--flip", action="store_true", help="add horizontally flipped views")
+    p.add_argument("--batch-size", type=int, help="images per process and batch (default: eval.batch_size)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype (default: train.amp)")
+    p.add_argument("--device", help="cpu, cuda or auto (default: train.device)")
+    p.add_argument("--save-predictions", metavar="DIR", help="write predicted labels as palette PNGs here")
+    p.add_argument("--label-ids", action="store_true", help="Cityscapes: save labelIds (test-server format)")
+    p.add_argument("--output", help="results JSON (default: eval_<split>[_ms][_flip].json beside the checkpoint)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def load_for_eval(
+    checkpoint: Path, config: Optional[str] = None, overrides: Tuple[str, ...] = ()
+) -> Tuple[DDRNetSegmentation, TrainConfig]:
+    """The model stored at ``checkpoint`` and the config describing its data (see the module doc)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        if not (checkpoint / CONFIG_NAME).is_file():
+            raise CheckpointError(f"{checkpoint}: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+        model, mcfg = load_model_dir(checkpoint)
+        recipe = (mcfg.metadata.get("training") or {}).get("recipe")
+        return model, _data_config(config, overrides, recipe, mcfg)
+    if not checkpoint.is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    if checkpoint.suffix in (".pt", ".pth", ".bin"):
+        try:
+            state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(f"{checkpoint}: cannot be read with torch.load(weights_only=True): {e}") from None
+        if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+            mcfg = SegmentationConfig.from_dict(state["model_config"])
+            model = create_segmentation_model_from_config(mcfg)
+            load_model_weights(model, state["model"], str(checkpoint))
+            return model, _data_config(config, overrides, state["config"], mcfg)
+    # a bare weights file: the config describes the model
+    if config is None:
+        raise ConfigError(f"{checkpoint} holds only weights: pass --config to describe the model and data")
+    cfg = load_config(config, overrides)
+    probe = build_eval_dataset(cfg, cfg.data.val_split or "val")
+    model = build_model(cfg, probe.info)
+    load_model_weights(model, read_state_dict(checkpoint), str(checkpoint))
+    return model, cfg
+
+
+def _data_config(
+    config: Optional[str], overrides: Tuple[str, ...], recipe: Optional[Dict[str, Any]], mcfg: SegmentationConfig
+) -> TrainConfig:
+    if config is not None:
+        return load_config(config, overrides)
+    if recipe is not None:
+        return config_from_dict(apply_overrides(config_to_dict(config_from_dict(recipe)), overrides))
+    # a model directory without a recipe: its dataset metadata
+    d: Dict[str, Any] = {"data": {}}
+    if mcfg.dataset in ("cityscapes", "camvid"):
+        d["data"]["dataset"] = mcfg.dataset
+    else:
+        d["data"].update(dataset="folder", class_names=mcfg.class_names, name=mcfg.dataset, palette=mcfg.palette)
+    return config_from_dict(apply_overrides(d, overrides))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``ddrnet-eval`` and ``python -m ddrnet_zoo.evaluate``; returns the exit status."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    try:
+        overrides = tuple(args.set) + tuple(parse_override_args(rest))
+    except ConfigError as e:
+        parser.error(str(e))
+    try:
+        return _run(args, overrides)
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+        print(f"ddrnet-eval: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        dist_utils.cleanup_distributed()
+
+
+def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
+    ckpt = Path(args.checkpoint)
+    model, cfg = load_for_eval(ckpt, args.config, overrides)
+    info = dist_utils.init_distributed(args.device or cfg.train.device)
+    split = args.split or cfg.data.val_split or "val"
+    dataset = build_eval_dataset(cfg, split)
+    if dataset.num_classes != model.num_classes:
+        raise ConfigError(f"the model predicts {model.num_classes} classes but {dataset} has {dataset.num_classes}")
+    scales = list(PAPER_SCALES) if args.multi_scale else (args.scales or cfg.eval.scales)
+    flip = args.flip or cfg.eval.flip
+    amp = args.amp or cfg.train.amp
+    model = model.to(info.device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = build_eval_loader(
+        dataset, args.batch_size or cfg.eval.batch_size, cfg.eval.num_workers, pin_memory=info.device.type == "cuda"
+    )
+    writer = PredictionWriter(Path(args.save_predictions), dataset, args.label_ids) if args.save_predictions else None
+    metrics = evaluate(
+        model,
+        loader,
+        dataset.num_classes,
+        info.device,
+        class_names=dataset.class_names,
+        scales=scales,
+        flip=flip,
+        image_scale=cfg.data.image_scale,
+        amp=amp,
+        channels_last=cfg.train.channels_last,
+        writer=writer,
+        progress=info.is_main and not args.no_progress,
+    )
+    if info.is_main:
+        tag = ("_ms" if len(scales) > 1 else "") + ("_flip" if flip else "")
+        out = Path(args.output) if args.output else (ckpt if ckpt.is_dir() else ckpt.parent) / f"eval_{split}{tag}.json"
+        title = f"{dataset.name}: {len(dataset)} images, scales {scales}{', flip' if flip else ''}"
+        print(format_metrics_table(metrics, title=title))
+        result = {
+            "checkpoint": str(ckpt),
+            "dataset": dataset.info.name,
+            "split": split,
+            "image_scale": cfg.data.image_scale,
+            "world_size": info.world_size,
+            **metrics,
+        }
+        atomic_write_json(out, to_jsonable(result))
+        print(f"results written to {out}")
+        if writer is not None:
+            print(f"predictions written to {writer.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Training engine: recipe configs, overrides, LR schedule, overfitting CamVid frames, bit-exact resume,
+export in the Hub format and the ddrnet-eval / ddrnet-train command lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_data import write_folder_dataset
+
+from ddrnet_zoo import evaluate as eval_cli
+from ddrnet_zoo import train as train_cli
+from ddrnet_zoo.engine import ConfigError, PolyLR, list_configs, load_config, train
+from ddrnet_zoo.engine.config import parse_override_args
+from ddrnet_zoo.engine.export import load_model_dir
+from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model_from_config
+
+TINY_ARCH = "{width: 8, depths: [2, 2, 2, 2], head_width: 64, seg_head_width: 16, context_width: 16}"
+
+
+@pytest.fixture
+def fast_cpu():
+    """Tiny models on this CPU: oneDNN's per-shape warm-up and denormal arithmetic dominate; turn both off."""
+    mkldnn, denormal = torch.backends.mkldnn.enabled, torch.set_flush_denormal(True)
+    torch.backends.mkldnn.enabled = False
+    yield
+    torch.backends.mkldnn.enabled = mkldnn
+    torch.set_flush_denormal(False)
+    del denormal
+
+
+def synthetic_overrides(root: Path, out: Path, **extra) -> list:
+    base = {
+        "data.dataset": "folder",
+        "data.root": str(root),
+        "data.class_names": "[a, b, c]",
+        "data.train_split": "train",
+        "data.val_split": "train",
+        "data.crop_size": "[64, 64]",
+        "data.scale_range": "[0.75, 1.5]",
+        "data.batch_size": 2,
+        "data.num_workers": 0,
+        "model.arch": TINY_ARCH,
+        "model.pretrained_backbone": "false",
+        "loss.ohem_min_kept": 1000,
+        "loss.class_weight": "null",
+        "optim.lr": 0.01,
+        "train.epochs": 3,
+        "train.log_interval": 1,
+        "train.eval_interval": 1,
+        "train.checkpoint_interval": 1,
+        "train.progress": "false",
+        "train.tensorboard": "false",
+        "train.output_dir": str(out),
+        "eval.batch_size": 2,
+        "eval.num_workers": 0,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def read_csv(path: Path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------- configs
+
+
+def test_packaged_configs_are_the_paper_recipes():
+    assert {
+        "cityscapes_ddrnet23_slim",
+        "cityscapes_ddrnet23",
+        "cityscapes_ddrnet39",
+        "camvid_ddrnet23_slim",
+        "camvid_ddrnet23",
+    } <= set(list_configs())
+    for name in ("ddrnet23_slim", "ddrnet23", "ddrnet39"):
+        c = load_config(f"cityscapes_{name}")
+        assert c.name == f"cityscapes_{name}" and c.model.name == name
+        assert (c.data.dataset, tuple(c.data.crop_size), c.data.batch_size, c.train.epochs) == (
+            "cityscapes",
+            (1024, 1024),
+            12,
+            484,
+        )
+        assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.poly_power) == (0.01, 0.9, 0.0005, 0.9)
+        assert (c.loss.type, c.loss.ohem_thresh, c.loss.ohem_min_kept, c.loss.aux_weight) == ("ohem", 0.9, 131072, 0.4)
+        assert tuple(c.data.scale_range) == (0.5, 2.0) and c.data.flip and c.model.sync_bn and c.model.aux_head
+        assert len(c.loss.class_weight) == 19
+    for name in ("ddrnet23_slim", "ddrnet23"):
+        c = load_config(f"camvid_{name}")
+        assert c.model.name == name and c.data.dataset == "camvid" and c.data.train_split == "train+val"
+        assert (c.optim.lr, c.train.epochs, c.data.image_scale) == (0.001, 968, 2.0)
+        # a 960x720 crop at the paper's pixel scale (the SegNet copy is 480x360, resampled x2)
+        assert tuple(c.data.crop_size) == (720, 960)
+        assert c.loss.type == "ohem" and c.loss.class_weight is None
+
+
+def test_overrides_and_errors(tmp_path):
+    c = load_config("cityscapes_ddrnet23", ["optim.lr=0.02", "data.root=/x", "data.crop_size=[512, 1024]"])
+    assert (c.optim.lr, c.data.root, tuple(c.data.crop_size), c.model.name) == (0.02, "/x", (512, 1024), "ddrnet23")
+    assert parse_override_args(["--optim.lr", "0.02", "--data.root=/x", "--train.amp", "bf16"]) == [
+        "optim.lr=0.02",
+        "data.root=/x",
+        "train.amp=bf16",
+    ]
+    with pytest.raises(ConfigError, match=r"unknown config field optim\.lrr \(did you mean 'lr'\?\)"):
+        load_config("cityscapes_ddrnet23_slim", ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(None, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match="data.crop_size: expected 2 values"):
+        load_config(None, ["data.crop_size=[1, 2, 3]"])
+    with pytest.raises(ConfigError, match="train.amp must be"):
+        load_config(None, ["train.amp=fp8"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no_such_recipe")
+    with pytest.raises(ConfigError, match="needs a value"):
+        parse_override_args(["--optim.lr"])
+    # a user file inheriting from a packaged recipe
+    (tmp_path / "mine.yaml").write_text("base: camvid_ddrnet23\ndata:\n  root: /data/camvid\n")
+    c = load_config(tmp_path / "mine.yaml")
+    assert (c.name, c.model.name, c.optim.lr, c.data.root) == ("mine", "ddrnet23", 0.001, "/data/camvid")
+
+
+def test_poly_lr_with_warmup():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.01)
+    sched = PolyLR(opt, max_iters=100, power=0.9, warmup_iters=10, warmup_ratio=0.1)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.001)  # warm-up starts at ratio x lr
+    assert lrs[5] == pytest.approx(0.01 * (1 - 5 / 100) ** 0.9 * (1 - (1 - 5 / 10) * 0.9))
+    assert lrs[50] == pytest.approx(0.01 * 0.5**0.9)
+    assert lrs[99] == pytest.approx(0.01 * 0.01**0.9)
+    assert opt.param_groups[0]["lr"] == 0.0
+    assert set(sched.state_dict()) >= {"max_iters", "power", "last_epoch"}
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_tiny_model_overfits_two_camvid_frames(camvid_root, tmp_path, fast_cpu):
+    frames = tmp_path / "two.txt"  # list files may live outside the (read-only) dataset folder
+    frames.write_text(
+        "train/0001TP_006690.png trainannot/0001TP_006690.png\ntrain/0006R0_f02040.png trainannot/0006R0_f02040.png\n"
+    )
+    overrides = [
+        f"data.root={camvid_root}",
+        f"data.train_split={frames}",
+        f"data.val_split={frames}",
+        "data.image_scale=0.25",  # 120x90 for speed; scored at the labels' 480x360
+        "data.crop_size=[90, 120]",
+        "data.scale_range=[1.0, 1.0]",
+        "data.flip=false",
+        "data.batch_size=2",
+        "data.max_samples=null",
+        "loss.type=ce",
+        "optim.lr=0.1",
+        "train.max_iters=120",
+        "train.eval_interval=1000",
+        "train.checkpoint_interval=1000",
+        "train.progress=false",
+        "train.tensorboard=false",
+        f"train.output_dir={tmp_path / 'run'}",
+        "eval.batch_size=2",
+    ]
+    cfg = load_config("smoke_camvid", overrides)
+    # chance level: the untrained model
+    from ddrnet_zoo.engine.trainer import Trainer
+
+    trainer = Trainer(cfg)
+    before = trainer._evaluate(0)["miou"]
+    results = trainer.fit()
+    rows = read_csv(tmp_path / "run" / "train_log.csv")
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    after = results["final"]["miou"]
+    print(
+        f"\noverfit 2 CamVid frames @120x90, 120 iterations: loss {first:.3f} -> {last:.3f}, "
+        f"train mIoU {100 * before:.1f}% -> {100 * after:.1f}%, pixel acc {100 * results['final']['pixel_acc']:.1f}%"
+    )
+    assert len(rows) == 120
+    assert last < 0.3 * first
+    assert after > 0.3 and after > 5 * before
+    assert results["final"]["pixel_acc"] > 0.7
+
+
+def test_resume_is_bit_exact(tmp_path, fast_cpu):
+    root = write_folder_dataset(tmp_path / "data", n=4)
+    full = train(load_config(None, synthetic_overrides(root, tmp_path / "a")))
+    assert full["iteration"] == 6 and not full["stopped_early"]
+    # the same run interrupted mid-epoch 2 (iteration 3), then resumed with data-loader workers
+    stopped = train(load_config(None, synthetic_overrides(root, tmp_path / "b", **{"train.stop_at_iter": 3})))
+    assert stopped["stopped_early"] and stopped["iteration"] == 3
+    assert not (tmp_path / "b" / "final").exists()
+    resumed = train(load_config(None, synthetic_overrides(root, tmp_path / "b", **{"data.num_workers": 2})), "auto")
+    assert resumed["iteration"] == 6
+    a, b = read_csv(tmp_path / "a" / "train_log.csv"), read_csv(tmp_path / "b" / "train_log.csv")
+    assert [r["iteration"] for r in b] == [str(i) for i in range(1, 7)]
+    for ra, rb in zip(a, b):
+        for k in ("loss", "loss_main", "loss_aux", "lr"):
+            assert float(ra[k]) == float(rb[k]), (ra["iteration"], k, ra[k], rb[k])
+    wa, wb = (
+        load_file(tmp_path / "a" / "final" / "model.safetensors"),
+        load_file(tmp_path / "b" / "final" / "model.safetensors"),
+    )
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ea, eb = read_csv(tmp_path / "a" / "eval_log.csv"), read_csv(tmp_path / "b" / "eval_log.csv")
+    assert [r["miou"] for r in ea] == [r["miou"] for r in eb] and len(ea) == 3
+    assert full["final"]["miou"] == resumed["final"]["miou"]
+    # resuming a finished run does nothing; one image per BatchNorm batch is refused up front
+    again = train(load_config(None, synthetic_overrides(root, tmp_path / "b")), "auto")
+    assert again["already_complete"] and again["iteration"] == 6
+    with pytest.raises(ConfigError, match="1 image per process and micro-batch"):
+        train(load_config(None, synthetic_overrides(root, tmp_path / "c", **{"data.batch_size": 1})))
+
+
+def test_export_eval_cli_and_train_cli(tmp_path, fast_cpu, capsys):
+    root = write_folder_dataset(tmp_path / "data", n=4)
+    out = tmp_path / "run"
+    extra = {"train.amp": "bf16", "train.channels_last": "true", "data.in_memory": "true", "train.epochs": 1}
+    argv = ["--set", *synthetic_overrides(root, out, **extra)]
+    assert train_cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    # the Hub-format export: config.json + model.safetensors that rebuild the same model
+    cfg = SegmentationConfig.from_dict(json.loads((out / "final" / "config.json").read_text()))
+    assert cfg.class_names == ["a", "b", "c"] and cfg.dataset == "custom" and cfg.train_size == (64, 64)
+    assert cfg.metadata["training"]["iteration"] == 2 and cfg.arch["width"] == 8
+    model = create_segmentation_model_from_config(cfg)
+    model.load_state_dict(load_file(out / "final" / "model.safetensors"))
+    loaded, _ = load_model_dir(out / "final")
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(model.eval()(x), loaded.eval()(x), rtol=0, atol=0)
+    assert (out / "best" / "model.safetensors").is_file() and (out / "last.pt").is_file()
+    # ddrnet-eval on the model directory (data from the recipe stored in config.json) and on last.pt
+    assert eval_cli.main(["--checkpoint", str(out / "final"), "--no-progress", "--amp", "bf16"]) == 0
+    report = json.loads((out / "final" / "eval_train.json").read_text())
+    assert report["miou"] == pytest.approx(results["final"]["miou"], abs=1e-9)
+    preds = tmp_path / "preds"
+    code = eval_cli.main(
+        ["--checkpoint", str(out / "last.pt"), "--scales", "0.75", "1.0", "--flip", "--no-progress", "--amp", "none",
+         "--save-predictions", str(preds), "--output", str(tmp_path / "ms.json"), "--set", "data.num_workers=0"]
+    )  # fmt: skip
+    assert code == 0
+    ms = json.loads((tmp_path / "ms.json").read_text())
+    assert ms["scales"] == [0.75, 1.0] and ms["flip"] and ms["images"] == 4 and 0 <= ms["miou"] <= 1
+    assert sorted(p.name for p in preds.iterdir()) == [f"train{i}.png" for i in range(4)]
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "pixel acc" in text
+    # command-line errors are reported, not raised
+    assert eval_cli.main(["--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert train_cli.main(["--set", *synthetic_overrides(tmp_path / "nowhere", out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert train_cli.main(["--config", "camvid_ddrnet23", "--print-config", "--optim.lr", "0.5"]) == 0
+    assert "lr: 0.5" in capsys.readouterr().out
+    assert math.isfinite(results["final"]["miou"])
