@@ -1,0 +1,127 @@
+"""``ddrnet-predict``: segment images, folders and glob patterns; write label PNGs, colour masks and overlays.
+
+Examples::
+
+    ddrnet-predict -m ddrnet-zoo/ddrnet23_slim.cityscapes frames/ -o out/
+    ddrnet-predict -m hub/ddrnet23_slim.camvid "data/**/*.png" -o out/ --save label color
+    ddrnet-predict -m best_val_smaller.pth --dataset cityscapes img.jpg -o out/ --multi-scale --flip
+    ddrnet-predict -m hub/model frames/ -o out/ --device cuda --precision fp16 --batch-size 8
+    python -m ddrnet_zoo.predict -m hub/model frames/ -o out/ --compile default --size 1024 2048
+
+Outputs: OUT/labels/<name>.png (class indices, a palette PNG shown in colour by viewers),
+OUT/color/<name>.png (RGB colour mask), OUT/overlay/<name>.jpg (image blended with the mask);
+<name> is the image's path relative to the folder (or the glob's fixed prefix) given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .inference.predict import OUTPUT_KINDS, ImageReadError, PaletteError, Predictor, load_segmentation_model
+from .inference.runtime import COMPILE_MODES, PRECISIONS, resolve_device
+from .inference.tta import PAPER_SCALES
+from .io import CheckpointError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ddrnet-predict",
+        description="Segment images with a DDRNet model.",
+        epilog=__doc__.split("Examples::", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="Hub id ORG/NAME, Hub folder (config.json + model.safetensors) or checkpoint",
+    )
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--model-name", help="assert the variant (ddrnet23_slim, ddrnet23, ddrnet39)")
+    p.add_argument("--num-classes", type=int, help="assert the class count")
+    p.add_argument("--dataset", choices=("cityscapes", "camvid"), help="class names/palette for bare checkpoints")
+    p.add_argument(
+        "--palette",
+        help="cityscapes, camvid, config, or a JSON file of [R, G, B] colours (default: the model config's)",
+    )
+    p.add_argument(
+        "--save", nargs="+", choices=OUTPUT_KINDS, default=list(OUTPUT_KINDS), help="outputs to write (default: all)"
+    )
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the mask (default 0.5)")
+    p.add_argument("--label-ids", action="store_true", help="Cityscapes: write labelIds instead of train IDs")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size images)")
+    p.add_argument("--workers", type=int, default=2, help="image-reading processes (0: read in the main process)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16/bf16 use autocast (default fp32)")
+    p.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (worth it for many images)")
+    p.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm into the convolutions")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="test scales (default 1.0)")
+    p.add_argument("--multi-scale", action="store_true", help=f"the paper's scales {PAPER_SCALES}")
+    p.add_argument("--flip", action="store_true", help="add horizontally flipped views")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="predict at H x W, resize back")
+    p.add_argument("--keep-going", action="store_true", help="report unreadable images at the end instead of stopping")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    model = load_segmentation_model(
+        args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
+    )
+    predictor = Predictor(
+        model,
+        device=device,
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        compile=args.compile,
+        fold=not args.no_fold,
+        scales=PAPER_SCALES if args.multi_scale else args.scales,
+        flip=args.flip,
+        size=tuple(args.size) if args.size else None,
+        palette=args.palette,
+    )
+    summary = predictor.predict_files(
+        args.inputs,
+        args.output,
+        save=args.save,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        alpha=args.alpha,
+        label_ids=args.label_ids,
+        keep_going=args.keep_going,
+        progress=not args.no_progress,
+    )
+    written = ", ".join(f"{n} {kind}" for kind, n in summary.written.items())
+    rate = summary.num_images / summary.seconds if summary.seconds > 0 else 0.0
+    print(
+        f"predicted {summary.num_images} images in {summary.seconds:.1f} s ({rate:.2f} img/s, {device}, "
+        f"{predictor.engine.options.describe()}); wrote {written} under {summary.output_dir}"
+    )
+    for _, reason in summary.failures:
+        print(f"ddrnet-predict: skipped {reason}", file=sys.stderr)
+    if summary.failures:
+        print(f"ddrnet-predict: {len(summary.failures)} image(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``ddrnet-predict`` / ``python -m ddrnet_zoo.predict``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (CheckpointError, ImageReadError, PaletteError, FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
+        print(f"ddrnet-predict: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
