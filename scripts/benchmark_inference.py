@@ -44,7 +44,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -53,94 +52,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-# ----------------------------------------------------------------------------------------------- allocator
-# Decided before torch is imported: preloading a library or tuning glibc needs a fresh process.
-_ALLOCATOR_ENV = "DDRNET_BENCH_ALLOCATOR"
-_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/usr/lib/aarch64-linux-gnu")
-_LIBS = {
-    "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"),
-    "jemalloc": ("libjemalloc.so.2", "libjemalloc.so.1"),
-}
-# jemalloc as PyTorch's CPU performance guide configures it (keep freed pages, no decay)
-_JEMALLOC_CONF = "oversize_threshold:0,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1"
-_GLIBC_TUNING = {
-    "MALLOC_MMAP_THRESHOLD_": str(2**31),  # large buffers from the heap, not mmap
-    "MALLOC_TRIM_THRESHOLD_": str(2**31),  # never give the heap back to the OS
-    "MALLOC_TOP_PAD_": str(2**28),
-}
-
-
-def _find_library(kind: str) -> Optional[str]:
-    for d in _LIB_DIRS:
-        for name in _LIBS[kind]:
-            p = Path(d) / name
-            if p.is_file():
-                return str(p)
-    return None
-
-
-def _allocator_env(choice: str) -> Tuple[str, Dict[str, str]]:
-    """(label, environment additions) for ``choice``; ``auto`` prefers tcmalloc, then jemalloc, then tuned glibc."""
-    order = ["tcmalloc", "jemalloc", "glibc-tuned"] if choice == "auto" else [choice]
-    for kind in order:
-        if kind in _LIBS:
-            lib = _find_library(kind)
-            if lib is None:
-                if choice != "auto":
-                    raise SystemExit(
-                        f"--allocator {kind}: no {'/'.join(_LIBS[kind])} found in {', '.join(_LIB_DIRS)} "
-                        f"(apt-get install {'libtcmalloc-minimal4' if kind == 'tcmalloc' else 'libjemalloc2'})"
-                    )
-                continue
-            preload = " ".join(p for p in (lib, os.environ.get("LD_PRELOAD", "")) if p)
-            env = {"LD_PRELOAD": preload}
-            if kind == "jemalloc":
-                env["MALLOC_CONF"] = os.environ.get("MALLOC_CONF", _JEMALLOC_CONF)
-            return kind, env
-        if kind == "glibc-tuned":
-            return kind, dict(_GLIBC_TUNING)
-        if kind == "system":
-            return kind, {}
-    raise SystemExit(f"unknown allocator {choice!r}")
-
-
-def _maybe_reexec(argv: List[str]) -> None:
-    """Re-execute with the chosen allocator unless already done (or ``--allocator system``)."""
-    choice = "auto"
-    for i, a in enumerate(argv):
-        if a == "--allocator" and i + 1 < len(argv):
-            choice = argv[i + 1]
-        elif a.startswith("--allocator="):
-            choice = a.split("=", 1)[1]
-    if os.environ.get(_ALLOCATOR_ENV) or choice == "system" or "-h" in argv or "--help" in argv:
-        return
-    label, env = _allocator_env(choice)
-    new_env = dict(os.environ, **env, **{_ALLOCATOR_ENV: label})
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], new_env)
-
-
-def allocator_in_use() -> str:
-    """What actually serves malloc in this process (from the loaded libraries and glibc's variables)."""
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        maps = ""
-    for kind, names in _LIBS.items():
-        if any(n.split(".so")[0] in maps for n in names):
-            conf = (
-                f" (MALLOC_CONF={os.environ['MALLOC_CONF']})"
-                if kind == "jemalloc" and "MALLOC_CONF" in os.environ
-                else ""
-            )
-            return f"{kind}{conf}"
-    tuned = {k: os.environ[k] for k in _GLIBC_TUNING if k in os.environ}
-    if tuned:
-        return "glibc malloc, tuned: " + ", ".join(f"{k}={v}" for k, v in tuned.items())
-    return "glibc malloc (default: large buffers are mmap'd and returned to the OS)"
-
+from ddrnet_zoo.benchmark import (
+    ALLOCATOR_CHOICES,
+    OtherLoad,
+    cpu_busy,
+    machine_info,
+    reexec_with_allocator,
+    wait_until_idle,
+)
 
 if __name__ == "__main__":
-    _maybe_reexec(sys.argv[1:])
+    reexec_with_allocator(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -205,104 +127,6 @@ def build_modes(compile_modes: List[str]) -> Dict[str, Mode]:
     )
     modes.append(Mode("onnxruntime", "ONNX export (folded) in onnxruntime", {}, ("cpu", "cuda"), runtime="onnxruntime"))
     return {m.name: m for m in modes}
-
-
-# ----------------------------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_times() -> Tuple[int, int]:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields), idle
-
-
-def cpu_busy(interval: float = 1.0) -> Optional[float]:
-    """Fraction of all CPUs busy (any process) over ``interval`` seconds; None where /proc/stat is missing."""
-    try:
-        t0, i0 = _cpu_times()
-        time.sleep(interval)
-        t1, i1 = _cpu_times()
-    except (OSError, ValueError, IndexError):
-        return None
-    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
-
-
-class OtherLoad:
-    """CPU time used by *other* processes while a block runs: (all busy time - this process's) / capacity."""
-
-    def __enter__(self) -> OtherLoad:
-        self.fraction: Optional[float] = None
-        try:
-            self.start = (_cpu_times(), _own_cpu_seconds())
-        except (OSError, ValueError, IndexError):
-            self.start = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.start is None:
-            return
-        (t0, i0), own0 = self.start
-        (t1, i1), own1 = _cpu_times(), _own_cpu_seconds()
-        ticks = os.sysconf("SC_CLK_TCK")
-        total, busy = (t1 - t0) / ticks, ((t1 - t0) - (i1 - i0)) / ticks
-        self.fraction = max(0.0, (busy - (own1 - own0)) / total) if total > 0 else None
-
-
-def _own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def wait_until_idle(max_wait: float, threshold: float = 0.1) -> Optional[float]:
-    """Wait (up to ``max_wait`` s) until other processes leave the CPUs idle; returns the last busy fraction."""
-    deadline = time.time() + max_wait
-    busy = cpu_busy()
-    while busy is not None and busy > threshold and time.time() < deadline:
-        print(f"  waiting for an idle CPU (busy {busy:.0%})...", flush=True)
-        busy = cpu_busy(5.0)
-    return busy
-
-
-def machine_info(device: torch.device, threads: int) -> Dict[str, Any]:
-    import importlib.metadata as md
-
-    def version(pkg: str) -> Optional[str]:
-        try:
-            return md.version(pkg)
-        except md.PackageNotFoundError:
-            return None
-
-    info = {
-        "host": platform.node(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": threads,
-        "allocator": allocator_in_use(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": version("onnxruntime") or version("onnxruntime-gpu"),
-        "onnx": version("onnx"),
-        "timm": version("timm"),
-        "mkldnn": torch.backends.mkldnn.is_available(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-    return info
 
 
 def measure_peak(device: torch.device) -> Dict[str, float]:
@@ -662,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allocator",
         default="auto",
-        choices=("auto", "tcmalloc", "jemalloc", "glibc-tuned", "system"),
+        choices=ALLOCATOR_CHOICES,
         help="memory allocator (re-executes the script; default auto)",
     )
     p.add_argument("--schedule", choices=("interleaved", "blocked"), help="default: interleaved on CPU, blocked on GPU")

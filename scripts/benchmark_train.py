@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -112,33 +110,6 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def machine_info(device: str, threads: int) -> Dict[str, Any]:
-    import timm
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads or torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "platform": platform.platform(),
-        "device": device,
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-    return info
-
-
 def main(argv: List[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -162,6 +133,8 @@ def main(argv: List[str] | None = None) -> int:
         return 0
 
     import torch
+
+    from ddrnet_zoo.benchmark import machine_info
 
     device = args.device
     if device == "auto":
@@ -203,7 +176,7 @@ def main(argv: List[str] | None = None) -> int:
     print(f"\nDDRNet training step — {info['device']}: {info.get('gpu', info['cpu'])}")
     print(
         f"torch {info['torch']}, timm {info['timm']}, python {info['python']}, "
-        f"{info['torch_threads']} threads / {info['cpu_count']} cores"
+        f"{info['threads']} threads / {info['cpu_count']} cores, allocator: {info['allocator']}"
     )
     print(settings)
     print(f"memory: {rows[0]['memory_metric']}")

@@ -9,36 +9,33 @@ Latency: segmentation model (DAPPM, no auxiliary head, logits at input size), ba
 eval mode, float32, ``torch.inference_mode``; median (and p90) of ``--runs`` timed runs
 after ``--warmup`` runs, measured with ``torch.utils.benchmark``. "eager" is the model as
 built (BatchNorm unfolded, the original code's way); "deploy" is the deployment form
-(BatchNorm folded, channels_last) when ``ddrnet_zoo.inference.fold`` is available.
+(BatchNorm folded, channels_last). The script re-executes itself with the best memory
+allocator available (``--allocator``, see ``ddrnet_zoo/benchmark.py``). Every other way of
+running the models (torch.compile, bf16, onnxruntime, CUDA) is in
+``scripts/benchmark_inference.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
-import torch
-import torch.utils.benchmark as benchmark
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ddrnet_zoo.benchmark import ALLOCATOR_CHOICES, machine_info, reexec_with_allocator  # noqa: E402
+
+if __name__ == "__main__":
+    reexec_with_allocator(sys.argv[1:])
+
+import torch  # noqa: E402
+import torch.utils.benchmark as benchmark  # noqa: E402
 
 import ddrnet_zoo  # noqa: E402
 from ddrnet_zoo.flops import format_table, paper_complexity_table  # noqa: E402
+from ddrnet_zoo.inference import optimize_for_inference  # noqa: E402
 
 VARIANTS = ("ddrnet23_slim", "ddrnet23", "ddrnet39")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def time_model(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) -> dict:
@@ -53,42 +50,28 @@ def time_model(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) 
     return {"median_ms": 1e3 * median, "p90_ms": 1e3 * p90, "runs": runs}
 
 
-def deploy_form(model: torch.nn.Module):
-    """BN-folded, channels_last model if the deployment helpers are installed, else None."""
-    try:
-        from ddrnet_zoo.inference.fold import fold_batchnorm
-    except ImportError:
-        return None
-    return fold_batchnorm(model).to(memory_format=torch.channels_last)
-
-
 def latency_table(size, runs: int, warmup: int) -> list:
     rows = []
     for name in VARIANTS:
         model = ddrnet_zoo.create_segmentation_model(name, num_classes=19, aux_head=False).eval()
         x = torch.randn(1, 3, *size)
         row = {"model": name, "input": list(size), "eager": time_model(model, x, runs, warmup)}
-        folded = deploy_form(model)
-        if folded is not None:
-            row["deploy"] = time_model(folded, x.contiguous(memory_format=torch.channels_last), runs, warmup)
+        deploy = optimize_for_inference(model, fold=True, channels_last=True)
+        row["deploy"] = time_model(deploy, x, runs, warmup)
         rows.append(row)
         print(f"  timed {name}", file=sys.stderr, flush=True)
     return rows
 
 
 def format_latency(rows: list) -> str:
-    has_deploy = any("deploy" in r for r in rows)
-    head = f"{'model':<14} {'input':>9} | {'eager ms':>9} {'p90':>7}"
-    if has_deploy:
-        head += f" | {'deploy ms':>9} {'p90':>7} {'ratio':>6}"
+    head = f"{'model':<14} {'input':>9} | {'eager ms':>9} {'p90':>7} | {'deploy ms':>9} {'p90':>7} {'ratio':>6}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        e = r["eager"]
-        line = f"{r['model']:<14} {r['input'][0]:>4}x{r['input'][1]:<4} | {e['median_ms']:9.1f} {e['p90_ms']:7.1f}"
-        if "deploy" in r:
-            d = r["deploy"]
-            line += f" | {d['median_ms']:9.1f} {d['p90_ms']:7.1f} {d['median_ms'] / e['median_ms']:6.3f}"
-        lines.append(line)
+        e, d = r["eager"], r["deploy"]
+        lines.append(
+            f"{r['model']:<14} {r['input'][0]:>4}x{r['input'][1]:<4} | {e['median_ms']:9.1f} {e['p90_ms']:7.1f} | "
+            f"{d['median_ms']:9.1f} {d['p90_ms']:7.1f} {d['median_ms'] / e['median_ms']:6.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -100,17 +83,22 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument(
+        "--allocator", choices=ALLOCATOR_CHOICES, default="auto", help="memory allocator (re-executes the script)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    info = machine_info("cpu")
     env = {
-        "machine": f"{cpu_name()} ({os.cpu_count()} logical CPUs)",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "machine": f"{info['cpu']} ({info['cpu_count']} logical CPUs)",
+        "python": info["python"],
+        "torch": info["torch"],
+        "timm": info["timm"],
         "ddrnet_zoo": ddrnet_zoo.__version__,
-        "threads": torch.get_num_threads(),
-        "allocator": os.environ.get("LD_PRELOAD") or "glibc malloc (default)",
+        "threads": info["threads"],
+        "allocator": info["allocator"],
     }
     print("ddrnet_zoo model zoo — " + ", ".join(f"{k}: {v}" for k, v in env.items()))
     print("\nParameters and FLOPs (fvcore; paper conventions, see ddrnet_zoo/flops.py)\n")
