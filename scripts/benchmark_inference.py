@@ -393,16 +393,17 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
         + (f"  {case['gmacs']:.2f} GMACs (fvcore)" if case.get("gmacs") else "")
     ]
     cols = ("median ms", 10), ("p90 ms", 9), ("FPS", 8), ("x eager", 8), ("time/eager", 10), ("GFLOP/s", 8)
-    head = f"{'mode':28s} " + " ".join(f"{c:>{w}s}" for c, w in cols) + f" {'setup s':>8s} {'rel.err':>9s}"
+    mw = max([28] + [len(r["mode"]) for r in case["rows"]] + [len(name) for name in case["skipped"]])
+    head = f"{'mode':{mw}s} " + " ".join(f"{c:>{w}s}" for c, w in cols) + f" {'setup s':>8s} {'rel.err':>9s}"
     lines += [head, "-" * len(head)]
     for r in case["rows"]:
         lines.append(
-            f"{r['mode']:28s} {r['median_ms']:10.2f} {r['p90_ms']:9.2f} {r['fps']:8.2f} "
+            f"{r['mode']:{mw}s} {r['median_ms']:10.2f} {r['p90_ms']:9.2f} {r['fps']:8.2f} "
             f"{(r['speedup_vs_eager'] or 0):8.2f} {(r['ratio_to_eager'] or 0):10.3f} "
             f"{r.get('achieved_gflops', 0):8.1f} {r['setup_seconds']:8.1f} {r['max_rel_error_vs_eager']:9.1e}"
         )
     for name, why in case["skipped"].items():
-        lines.append(f"{name:28s} skipped: {why}")
+        lines.append(f"{name:{mw}s} skipped: {why}")
     s = case["summary"]
     for label in ("best_fp32", "best_any_precision"):
         if label in s:
