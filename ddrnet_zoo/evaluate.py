@@ -38,7 +38,7 @@ from .engine.config import (
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
 from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, load_model_weights
 from .inference.tta import PAPER_SCALES
-from .io import CheckpointError, atomic_write_json, read_state_dict
+from .io import CheckpointError, atomic_write_json, read_state_dict, state_dict_from, torch_load_safe
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig, create_segmentation_model_from_config
 
@@ -84,23 +84,22 @@ def load_for_eval(
         return model, _data_config(config, overrides, recipe, mcfg)
     if not checkpoint.is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    weights = None
     if checkpoint.suffix in (".pt", ".pth", ".bin"):
-        try:
-            state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(f"{checkpoint}: cannot be read with torch.load(weights_only=True): {e}") from None
+        state = torch_load_safe(checkpoint)
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
             mcfg = SegmentationConfig.from_dict(state["model_config"])
             model = create_segmentation_model_from_config(mcfg)
             load_model_weights(model, state["model"], str(checkpoint))
             return model, _data_config(config, overrides, state["config"], mcfg)
+        weights = state_dict_from(state, checkpoint)  # read once: a bare weights file
     # a bare weights file: the config describes the model
     if config is None:
         raise ConfigError(f"{checkpoint} holds only weights: pass --config to describe the model and data")
     cfg = load_config(config, overrides)
     probe = build_eval_dataset(cfg, cfg.data.val_split or "val")
     model = build_model(cfg, probe.info)
-    load_model_weights(model, read_state_dict(checkpoint), str(checkpoint))
+    load_model_weights(model, weights if weights is not None else read_state_dict(checkpoint), str(checkpoint))
     return model, cfg
 
 

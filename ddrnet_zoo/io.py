@@ -11,7 +11,17 @@ from typing import Any, Callable, Dict, Iterator, Union
 
 import torch
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "read_state_dict", "CheckpointError"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_save",
+    "is_safetensors",
+    "torch_load_safe",
+    "state_dict_from",
+    "read_state_dict",
+    "CheckpointError",
+]
 
 PathLike = Union[str, os.PathLike]
 
@@ -63,8 +73,38 @@ def atomic_save(path: PathLike, write: Callable[[Path], None]) -> Path:
     return Path(path)
 
 
+def is_safetensors(path: PathLike) -> bool:
+    """Whether ``path`` holds safetensors data (8-byte little-endian header length, then a JSON object)."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+
+
+def torch_load_safe(path: PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: no pickled code runs.
+
+    Raises :class:`CheckpointError` naming the file when it cannot be read that way.
+    """
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad/unsafe pickles
+        raise CheckpointError(
+            f"{path}: cannot be read safely with torch.load(weights_only=True) "
+            f"(truncated, corrupt, or it contains pickled code): {e}"
+        ) from None
+
+
+def state_dict_from(obj: Any, path: PathLike) -> Dict[str, torch.Tensor]:
+    """The state dict in a loaded ``.pth`` object (bare, or under ``"state_dict"``), else :class:`CheckpointError`."""
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
+    return obj
+
+
 def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or (safely) from ``.pth``/``.pt``/``.bin``.
+    """Read a state dict from safetensors (recognised by content) or, safely, from ``.pth``/``.pt``/``.bin``.
 
     ``.pth`` files are read with ``torch.load(weights_only=True)``: no pickled code runs.
     Raises :class:`CheckpointError` naming the file for missing, truncated or corrupt files.
@@ -72,7 +112,7 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or is_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -80,15 +120,4 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for bad/unsafe pickles
-        raise CheckpointError(
-            f"{path}: cannot be read safely with torch.load(weights_only=True) "
-            f"(truncated, corrupt, or it contains pickled code): {e}"
-        ) from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
-    return obj
+    return state_dict_from(torch_load_safe(path), path)

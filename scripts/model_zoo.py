@@ -28,6 +28,7 @@ from ddrnet_zoo.benchmark import ALLOCATOR_CHOICES, machine_info, reexec_with_al
 if __name__ == "__main__":
     reexec_with_allocator(sys.argv[1:])
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.utils.benchmark as benchmark  # noqa: E402
 
@@ -44,9 +45,8 @@ def time_model(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) 
         for _ in range(warmup):
             model(x)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
-        times = sorted(timer.timeit(1).raw_times[0] for _ in range(runs))
-    median = times[len(times) // 2] if runs % 2 else 0.5 * (times[runs // 2 - 1] + times[runs // 2])
-    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+        times = [timer.timeit(1).raw_times[0] for _ in range(runs)]
+    median, p90 = np.percentile(times, (50, 90))
     return {"median_ms": 1e3 * median, "p90_ms": 1e3 * p90, "runs": runs}
 
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..io import CheckpointError, read_state_dict
+from ..io import CheckpointError, is_safetensors, read_state_dict
 
 __all__ = [
     "LAYOUTS",
@@ -80,13 +80,6 @@ class CheckpointContents:
     @property
     def name(self) -> str:
         return str(self.path) if self.path is not None else "<state dict>"
-
-
-def _is_safetensors(path: Path) -> bool:
-    """Sniff the safetensors header (8-byte little-endian length, then a JSON object)."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
 
 
 def _torch_load_weights_only(path: Path) -> Tuple[Any, List[str]]:
@@ -166,15 +159,7 @@ def read_checkpoint(path: PathLike) -> CheckpointContents:
         raise CheckpointError(f"checkpoint file not found: {path}{hint if path.is_dir() else ''}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (an interrupted download or copy?)")
-    if path.suffix == ".safetensors" or _is_safetensors(path):
-        if path.suffix != ".safetensors":
-            from safetensors import SafetensorError
-            from safetensors.torch import load_file
-
-            try:
-                return CheckpointContents(load_file(str(path)), path)
-            except (SafetensorError, OSError, ValueError) as e:
-                raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+    if path.suffix == ".safetensors" or is_safetensors(path):
         return CheckpointContents(read_state_dict(path), path)
     obj, placeholders = _torch_load_weights_only(path)
     state_dict, metadata = _split_wrapper(obj, str(path))

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..io import CheckpointError, atomic_path
+from ..io import CheckpointError, atomic_path, torch_load_safe
 from . import distributed as dist_utils
 
 __all__ = [
@@ -106,12 +106,7 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"{path}: cannot be read with torch.load(weights_only=True) (truncated, corrupt or not a checkpoint): {e}"
-        ) from None
+    state = torch_load_safe(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not a ddrnet_zoo training checkpoint (format {CHECKPOINT_FORMAT}); "

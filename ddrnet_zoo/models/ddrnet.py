@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ConvNormAct, create_classifier, get_device_dtype
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.models._features import FeatureInfo, feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
 
@@ -472,21 +472,16 @@ class DualResolutionFeatureNet(nn.Module):
         self.model = model
         self.return_aux = return_aux
         arch = model.arch
-        self.feature_info = _feature_info_from(
+        self.feature_info = FeatureInfo(
             [
                 dict(num_chs=arch.high_out_width, reduction=8, module="model.high_res_bottleneck"),
                 dict(num_chs=arch.low_out_width, reduction=model.low_res_reduction, module="model.low_res_bottleneck"),
-            ]
+            ],
+            out_indices=(0, 1),
         )
 
     def forward(self, x: torch.Tensor) -> DualResolutionFeatures:
         return self.model.forward_dual(x, return_aux=self.return_aux)
-
-
-def _feature_info_from(info: List[dict]):
-    from timm.models._features import FeatureInfo
-
-    return FeatureInfo(info, list(range(len(info))))
 
 
 def _checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
