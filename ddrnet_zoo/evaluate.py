@@ -22,7 +22,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .data.datasets import DatasetError
 from .engine import distributed as dist_utils
 from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
@@ -37,8 +36,17 @@ from .engine.config import (
 )
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
 from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, load_model_weights
+from .errors import run_cli
 from .inference.tta import PAPER_SCALES
-from .io import CheckpointError, atomic_write_json, read_state_dict, state_dict_from, torch_load_safe
+from .io import (
+    CheckpointError,
+    atomic_write_json,
+    check_output_dir,
+    check_output_file,
+    read_state_dict,
+    state_dict_from,
+    torch_load_safe,
+)
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig, create_segmentation_model_from_config
 
@@ -128,15 +136,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         parser.error(str(e))
     try:
-        return _run(args, overrides)
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
-        print(f"ddrnet-eval: error: {e}", file=sys.stderr)
-        return 2
+        return run_cli("ddrnet-eval", lambda: _run(args, overrides))
     finally:
         dist_utils.cleanup_distributed()
 
 
 def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
+    if args.output:
+        check_output_file(args.output, "results file")
+    if args.save_predictions:
+        check_output_dir(args.save_predictions, "predictions folder")
     ckpt = Path(args.checkpoint)
     model, cfg = load_for_eval(ckpt, args.config, overrides)
     info = dist_utils.init_distributed(args.device or cfg.train.device)

@@ -20,6 +20,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
+from .errors import run_cli
 from .inference.export import (
     DEFAULT_VERIFY_SIZES,
     EXPORT_OUTPUTS,
@@ -29,7 +30,7 @@ from .inference.export import (
     export_torchscript,
 )
 from .inference.predict import load_segmentation_model
-from .io import CheckpointError
+from .io import check_output_file
 
 __all__ = ["build_parser", "main"]
 
@@ -105,6 +106,7 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_file(args.output_file, "export file")
     model = _load(args)
     fmt = _format_of(args)
     fold = not args.no_fold
@@ -151,11 +153,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-export`` / ``python -m ddrnet_zoo.export``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (CheckpointError, FileNotFoundError, ValueError, TypeError, ImportError) as e:
-        print(f"ddrnet-export: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("ddrnet-export", lambda: run(args), (ValueError, TypeError, ImportError))
 
 
 if __name__ == "__main__":

@@ -20,16 +20,15 @@ import contextlib
 import copy
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-from .io import CheckpointError, atomic_write_json, atomic_write_text, read_state_dict
+from .io import CheckpointError, atomic_directory, json_text, read_state_dict
 
 __all__ = [
     "CONFIG_NAME",
@@ -47,6 +46,8 @@ __all__ = [
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_CARD_NAME = "README.md"
+# files of a Hub folder that a new save replaces or drops (other files in the folder are kept)
+HUB_FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME, "pytorch_model.bin", "model.safetensors.index.json")
 
 PAPER_TITLE = "Deep Dual-resolution Networks for Real-time and Accurate Semantic Segmentation of Road Scenes"
 CITATION = """@article{hong2021ddrnet,
@@ -66,19 +67,6 @@ def _version() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _staging_dir(save_directory: Path) -> Iterator[Path]:
-    """A temporary folder beside ``save_directory``; on success each file is moved into place atomically."""
-    save_directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{save_directory.name}.", suffix=".tmp", dir=save_directory.parent))
-    try:
-        yield tmp
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, save_directory / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _save_safetensors(state_dict: Dict[str, torch.Tensor], path: Path, metadata: Optional[Dict[str, str]] = None):
     from safetensors.torch import save_file
 
@@ -373,24 +361,24 @@ def save_pretrained(
 
     Segmentation models get ``config.json`` from ``config`` (default ``model.config``), checked
     to rebuild exactly this model; classifiers get timm's format (via ``timm.models.save_for_hf``).
-    Every file is written to a temporary folder first and moved into place, so an interrupted
-    save leaves no half-written file. Returns the folder.
+    The folder is written beside ``save_directory`` and replaces it as a whole (see
+    :func:`ddrnet_zoo.io.atomic_directory`): an interrupted save leaves the old folder intact, and
+    weights and config always come from the same save. Other files in an existing folder (e.g.
+    evaluation reports) are kept. Returns the folder.
     """
     from .models import DDRNet
     from .models.ddrnet import MODEL_ARCHS, arch_dict
 
     save_directory = Path(save_directory)
-    if save_directory.exists() and not save_directory.is_dir():
-        raise NotADirectoryError(f"{save_directory} exists and is not a directory")
     if _is_segmentation(model):
         config = config or config_from_model(model)
         _check_config_describes(model, config)
-        with _staging_dir(save_directory) as tmp:
+        card = build_model_card(model, config, repo_id, results, flops_input_size) if model_card else None
+        with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
             _save_safetensors(model.state_dict(), tmp / WEIGHTS_NAME)
-            atomic_write_json(tmp / CONFIG_NAME, config.to_dict())
-            if model_card:
-                card = build_model_card(model, config, repo_id, results, flops_input_size)
-                atomic_write_text(tmp / MODEL_CARD_NAME, str(card))
+            (tmp / CONFIG_NAME).write_text(json_text(config.to_dict()), encoding="utf-8")
+            if card is not None:
+                (tmp / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
         return save_directory
     if isinstance(model, DDRNet):
         from timm.models import save_for_hf
@@ -406,11 +394,11 @@ def save_pretrained(
         name = model.pretrained_cfg.get("architecture")
         custom = MODEL_ARCHS.get(name) != model.arch or "arch" in getattr(model, "_model_args", {})
         model_args = {"arch": arch_dict(model.arch)} if custom else {}  # JSON form of a DDRNetArch argument
-        with _staging_dir(save_directory) as tmp:
+        card = build_model_card(model, None, repo_id, results, flops_input_size) if model_card else None
+        with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
             save_for_hf(model, str(tmp), model_args=model_args, safe_serialization=True)
-            if model_card:
-                card = build_model_card(model, None, repo_id, results, flops_input_size)
-                atomic_write_text(tmp / MODEL_CARD_NAME, str(card))
+            if card is not None:
+                (tmp / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
         return save_directory
     raise TypeError(f"expected a DDRNetSegmentation or a DDRNet (timm) model, got {type(model).__name__}")
 

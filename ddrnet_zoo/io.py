@@ -1,21 +1,40 @@
-"""File helpers: atomic writes and safe checkpoint reading (safetensors first, ``.pth`` only weights_only)."""
+"""File helpers: atomic writes and safe checkpoint reading (safetensors first, ``.pth`` only weights_only).
+
+Atomic writes go to a temporary file or folder beside the target, named
+``.<target>.<pid>@<host>.<random>.tmp``, which is renamed over the target when complete. A process
+killed mid-write leaves its temporary behind; the next write to the same target removes the
+temporaries whose writing process (on this host) no longer runs.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Union
+from typing import Any, Callable, Collection, Dict, Iterator, Union
 
 import torch
 
+from .errors import DDRNetError, OutputPathError
+
 __all__ = [
     "atomic_path",
+    "atomic_directory",
     "atomic_write_text",
     "atomic_write_json",
+    "json_text",
     "atomic_save",
+    "remove_stale_temporaries",
+    "check_output_dir",
+    "prepare_output_dir",
+    "check_output_file",
     "is_safetensors",
     "torch_load_safe",
     "state_dict_from",
@@ -26,32 +45,222 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DDRNetError, ValueError):
     """A checkpoint file is missing, unreadable, corrupt or does not match the model."""
+
+
+# ---------------------------------------------------------------------------------------------- temporaries
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}@{_host()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: PathLike) -> int:
+    """Remove temporaries of ``target`` left by interrupted writes; returns how many were removed.
+
+    Only temporaries written by a process of this host that no longer runs are removed: a write
+    still under way (here or on another host sharing the folder) keeps its file.
+    """
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return 0
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)@([A-Za-z0-9-]+)\.[^/]*\.tmp$")
+    host, removed = _host(), 0
+    for entry in parent.iterdir():
+        m = pattern.match(entry.name)
+        if not m or m.group(2) != host or _pid_alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed += 1
+    return removed
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask is not thread-safe)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(path: Path) -> None:
+    """Give ``path`` (and what a folder holds) the permissions a plain ``open``/``mkdir`` would have."""
+    mask = _umask()
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777 & ~mask)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    An exception (or an interrupted process) leaves any existing ``path`` untouched and
-    removes the temporary file.
+    An exception leaves any existing ``path`` untouched and removes the temporary file; a killed
+    process leaves it for the next write to ``path`` to remove. The file gets the permissions the
+    umask gives a new file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prepare_output_dir(path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates the file 0600; give it the permissions a plain open() would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        _apply_umask(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system or kernel cannot
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike, replaced: Collection[str] = ()) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` as a whole.
+
+    Readers see either the old folder or the new one, never a mix: on Linux the two are swapped
+    with one ``renameat2(RENAME_EXCHANGE)`` call (elsewhere, two renames). Entries of an existing
+    ``path`` that the new folder lacks are kept (hard links, or copies), except the names in
+    ``replaced``, which belong to the folder's format and are dropped with the old version.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path} exists and is not a folder; choose another location or remove the file")
+    prepare_output_dir(path.parent)
+    remove_stale_temporaries(path)
+    staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        _apply_umask(staging)
+        if path.is_dir():
+            written = {p.name for p in staging.iterdir()}
+            for entry in path.iterdir():
+                if entry.name in written or entry.name in replaced:
+                    continue
+                if entry.is_symlink():
+                    os.symlink(os.readlink(entry), staging / entry.name)
+                elif entry.is_dir():
+                    shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(str(entry), str(staging / entry.name))
+            if not _exchange(staging, path):
+                old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+                os.replace(path, old / "old")
+                os.replace(staging, path)
+                staging = old
+        else:
+            os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_dir(path: PathLike, what: str = "output folder") -> Path:
+    """Check, without creating anything, that the folder ``path`` exists or can be created and written.
+
+    Raises :class:`OutputPathError` when a file stands where a folder is needed or the nearest
+    existing folder is not writable.
+    """
+    path = Path(path) if str(path) else Path(".")
+    for p in [path, *path.absolute().parents]:
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            raise OutputPathError(
+                f"cannot create the {what} {path}: {p} is a file, not a folder; choose another location"
+            )
+        try:  # a real write: permissions, read-only file systems and kernel folders all answer here
+            with tempfile.TemporaryFile(dir=p):
+                pass
+        except OSError as e:
+            raise OutputPathError(
+                f"cannot write the {what} {path}: {p} is not writable ({e.strerror}); choose another location"
+            ) from None
+        break
+    return path
+
+
+def prepare_output_dir(path: PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents) or raise :class:`OutputPathError` saying why not."""
+    path = Path(path) if str(path) else Path(".")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise OutputPathError(
+            f"cannot create the {what} {path}: {blocker} is a file, not a folder; choose another location"
+        ) from None
+    except PermissionError as e:
+        raise OutputPathError(
+            f"cannot create the {what} {path}: permission denied ({e.strerror}); choose a location you can write to"
+        ) from None
+    except OSError as e:
+        raise OutputPathError(f"cannot create the {what} {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"the {what} {path} is not writable; choose a location you can write to")
+    return path
+
+
+def check_output_file(path: PathLike, what: str = "output file") -> Path:
+    """Check, without creating anything, that the file ``path`` can be written; else :class:`OutputPathError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"the {what} {path} is a folder; give a file name")
+    check_output_dir(path.parent, f"folder of the {what}")
+    return path
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
@@ -61,9 +270,14 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     return Path(path)
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the indented JSON text every file of this package is written with."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
 def atomic_write_json(path: PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return atomic_write_text(path, json_text(obj))
 
 
 def atomic_save(path: PathLike, write: Callable[[Path], None]) -> Path:

@@ -19,10 +19,11 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .inference.predict import OUTPUT_KINDS, ImageReadError, PaletteError, Predictor, load_segmentation_model
+from .errors import run_cli
+from .inference.predict import OUTPUT_KINDS, Predictor, load_segmentation_model
 from .inference.runtime import COMPILE_MODES, PRECISIONS, resolve_device
 from .inference.tta import PAPER_SCALES
-from .io import CheckpointError
+from .io import check_output_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.output)
     device = resolve_device(args.device)
     model = load_segmentation_model(
         args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
@@ -116,11 +118,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-predict`` / ``python -m ddrnet_zoo.predict``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (CheckpointError, ImageReadError, PaletteError, FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
-        print(f"ddrnet-predict: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("ddrnet-predict", lambda: run(args), (ValueError, TypeError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ from typing import List, Optional
 
 import yaml
 
-from .data.datasets import DatasetError
 from .engine import distributed as dist_utils
 from .engine.config import ConfigError, config_to_dict, list_configs, load_config, parse_override_args
-from .io import CheckpointError
+from .errors import run_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -69,13 +68,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     from .engine.trainer import train
 
+    results: dict = {}
+
+    def run() -> int:
+        results.update(train(cfg, resume=args.resume))
+        return 0
+
     try:
-        results = train(cfg, resume=args.resume)
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
-        print(f"ddrnet-train: error: {e}", file=sys.stderr)
-        return 2
+        status = run_cli("ddrnet-train", run)
     finally:
         dist_utils.cleanup_distributed()
+    if status:
+        return status
     best = results.get("best") or {}
     if int(os.environ.get("RANK", "0")) == 0 and best.get("miou") is not None:
         print(f"best mIoU {100 * best['miou']:.2f}% at iteration {best['iteration']}")

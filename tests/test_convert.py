@@ -184,7 +184,7 @@ def test_mmseg_export_reproduces_mmseg_file_and_round_trips(converted_models, re
             assert torch.equal(a[k], b[k]), k
     x = torch.randn(1, 3, 128, 192)
     for o1, o2 in zip(outputs(official, x), outputs(back, x)):
-        assert rel_err(o2, o1) < 1e-6
+        assert rel_err(o2, o1) < TOL
 
 
 def test_mmseg_layout_refuses_what_mmseg_cannot_hold(converted_models):

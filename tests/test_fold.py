@@ -59,7 +59,7 @@ def test_folded_model_matches_within_1e5(arch, context):
         eval_out = folded(x)
     assert max_relative_error(out["out"], ref["out"]) < 1e-5
     assert max_relative_error(out["aux"], ref["aux"]) < 1e-5
-    assert torch.equal(eval_out, out["out"])  # public eval forward: logits at the input size
+    assert max_relative_error(eval_out, out["out"]) < 1e-5  # public eval forward: logits at the input size
     assert eval_out.shape == (2, 5, 128, 192)
     # folding changed the model: without the BN statistics the output would be far off
     assert max_relative_error(out["out"], create_segmentation_model("ddrnet23", 5, arch=arch).eval()(x)) > 0.1

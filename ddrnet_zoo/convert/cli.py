@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import torch
 
+from ..errors import run_cli
 from ..io import CheckpointError, atomic_save
 
 DESCRIPTION = """\
@@ -186,11 +187,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-convert``; returns the exit status (2 on bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (CheckpointError, ValueError, TypeError, OSError) as e:
-        print(f"ddrnet-convert: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("ddrnet-convert", lambda: run(args), (ValueError, TypeError))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import DDRNetError
 from .meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID, DatasetInfo
 from .transforms import IGNORE_INDEX
 
@@ -47,7 +48,7 @@ Sample = Tuple[Path, Optional[Path]]
 LUT_SIZE = 1 << 16  # 8- and 16-bit label images
 
 
-class DatasetError(ValueError):
+class DatasetError(DDRNetError, ValueError):
     """Dataset files are missing, unmatched or hold invalid labels."""
 
 

@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from ..errors import DDRNetError
+
 __all__ = [
     "ModelConfig",
     "DataConfig",
@@ -42,7 +44,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 """The packaged recipe configs (``ddrnet_zoo/configs/*.yaml``)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(DDRNetError, ValueError):
     """A config file or override is invalid."""
 
 

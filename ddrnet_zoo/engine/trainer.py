@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..data.datasets import collate
 from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
 from . import distributed as dist_utils
 from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, normalization
@@ -103,7 +103,7 @@ class Trainer:
         self.dist = dist_utils.init_distributed(cfg.train.device)
         self.device = self.dist.device
         self.is_main = self.dist.is_main
-        self.out_dir = Path(cfg.train.output_dir or Path("runs") / cfg.name)
+        self.out_dir = check_output_dir(cfg.train.output_dir or Path("runs") / cfg.name, "training output folder")
         self.log = setup_logging(self.is_main, self.out_dir / "train.log" if self.is_main else None)
         self._seed_everything()
         t = cfg.train

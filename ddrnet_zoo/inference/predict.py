@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.meta import CITYSCAPES_LABEL_TO_TRAIN_ID, DATASETS
+from ..errors import DDRNetError
 from ..io import atomic_path
 from .runtime import InferenceModel, optimize_for_inference
 from .tta import segment_logits
@@ -62,11 +63,11 @@ _OUTPUT_SUFFIX = {"label": ".png", "color": ".png", "overlay": ".jpg"}
 PathLike = Union[str, os.PathLike]
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DDRNetError, ValueError):
     """An input file is missing, not an image, or truncated."""
 
 
-class PaletteError(ValueError):
+class PaletteError(DDRNetError, ValueError):
     """A palette is malformed or its colour count differs from the model's class count."""
 
 

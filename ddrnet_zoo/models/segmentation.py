@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Dict, Optional, Union
 
 import timm
@@ -23,6 +24,19 @@ __all__ = [
 
 AUX_LOSS_WEIGHT = 0.4
 """Weight alpha of the auxiliary loss in Eq. 3 (after PSPNet)."""
+
+
+def _positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, else a ValueError that says what was given."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer (e.g. 19 for Cityscapes, 11 for CamVid), got {value!r}")
+    return number
 
 
 class SegmentationHead(nn.Module):
@@ -67,13 +81,12 @@ class DDRNetSegmentation(nn.Module):
         super().__init__()
         if not isinstance(backbone, DDRNet) or not backbone.segmentation_mode:
             raise ValueError("backbone must be a DDRNet built with segmentation_mode=True")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        num_classes = _positive_int(num_classes, "num_classes")
         dd = {"device": device, "dtype": dtype}
         backbone.prune_to_dual()
         arch = backbone.arch
         self.backbone = backbone
-        self.num_classes = int(num_classes)
+        self.num_classes = num_classes
         self.context_name = str(context).lower()
         self.upsample_logits = upsample_logits
         self.context = build_context(context, arch.low_out_width, arch.context_width, arch.high_out_width, **dd)
@@ -168,6 +181,7 @@ def create_segmentation_model(
         in_chans: input channels.
         **backbone_kwargs: passed to ``timm.create_model`` (e.g. ``pretrained_cfg_overlay``).
     """
+    num_classes = _positive_int(num_classes, "num_classes")
     arch_name = model_name.split(".", 1)[0]
     if arch_name not in MODEL_ARCHS:
         raise ValueError(f"unknown DDRNet model {model_name!r}; available: {', '.join(MODEL_ARCHS)}")
