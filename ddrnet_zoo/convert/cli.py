@@ -11,6 +11,7 @@ from typing import List, Optional
 import torch
 
 from ..io import CheckpointError, atomic_save
+from ..text import plural
 
 DESCRIPTION = """\
 Convert a DDRNet checkpoint of any supported layout and write it in another.
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     state_dict = export_state_dict(model, args.to, prefix=args.prefix)
     _save_state_dict(state_dict, dst)
-    print(f"written:       {dst} ({args.to} layout, {len(state_dict)} tensors)")
+    print(f"written:       {dst} ({args.to} layout, {plural(len(state_dict), 'tensor')})")
     return 0
 
 

@@ -33,6 +33,7 @@ from ..data.datasets import collate
 from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
 from ..io import atomic_write_json, atomic_write_text
 from ..metrics import format_metrics_table, to_jsonable
+from ..text import plural
 from . import distributed as dist_utils
 from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, normalization
 from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint
@@ -325,7 +326,7 @@ class Trainer:
             n_params = sum(p.numel() for p in self.model.parameters())
             self.log.info(
                 "%s: %s (%.2fM params) on %s x%d, %s, %d train / %s val images, global batch %d "
-                "(%d per process x %d accumulation), %d iterations/epoch, %d iterations (%d epochs), amp=%s",
+                "(%d per process x %d accumulation), %s per epoch, %s (%s), amp=%s",
                 cfg.name,
                 cfg.model.name,
                 n_params / 1e6,
@@ -337,9 +338,9 @@ class Trainer:
                 self.global_batch,
                 self.micro_batch,
                 t.accum_steps,
-                self.iters_per_epoch,
-                self.max_iters,
-                self.epochs,
+                plural(self.iters_per_epoch, "iteration"),
+                plural(self.max_iters, "iteration"),
+                plural(self.epochs, "epoch"),
                 t.amp,
             )
         if self.iteration >= self.max_iters:
