@@ -292,9 +292,12 @@ class Trainer:
             "image_scale": cfg.data.image_scale,
             "recipe": config_to_dict(cfg),
         }
+        if cfg.train.smoke_test:
+            training["smoke_test"] = True
         if metrics is not None:
             training["eval"] = {
                 "split": cfg.data.val_split,
+                "images": metrics["images"],
                 "miou": metrics["miou"],
                 "pixel_acc": metrics["pixel_acc"],
                 "scales": metrics["scales"],
@@ -304,14 +307,21 @@ class Trainer:
         results = None
         if metrics is not None:
             views = "multi-scale + flip" if metrics["flip"] or len(metrics["scales"]) > 1 else "single scale"
+            notes = f"{views}, iteration {self.iteration}"
+            if cfg.data.max_samples:
+                notes += f", first {plural(metrics['images'], 'image')} of the split only (data.max_samples)"
+            if cfg.train.smoke_test:
+                notes += "; smoke test, not a trained model"
             results = [
                 {
                     "metric": "mIoU",
                     "value": round(100 * float(metrics["miou"]), 2),
                     "dataset": config.dataset,
                     "split": cfg.data.val_split,
-                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}",
-                    "notes": f"{views}, iteration {self.iteration}",
+                    "images": metrics["images"],
+                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}"
+                    + (f" --set data.max_samples={cfg.data.max_samples}" if cfg.data.max_samples else ""),
+                    "notes": notes,
                 }
             ]
         return save_model_dir(self.model, self.out_dir / name, config, results=results)
