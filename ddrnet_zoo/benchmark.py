@@ -26,6 +26,8 @@ __all__ = [
     "cpu_model",
     "cpu_busy",
     "OtherLoad",
+    "OTHER_LOAD_THRESHOLD",
+    "other_load_report",
     "wait_until_idle",
     "package_version",
     "machine_info",
@@ -172,6 +174,34 @@ class OtherLoad:
         ticks = os.sysconf("SC_CLK_TCK")
         total, busy = (t1 - t0) / ticks, ((t1 - t0) - (i1 - i0)) / ticks
         self.fraction = max(0.0, (busy - (own1 - own0)) / total) if total > 0 else None
+
+
+OTHER_LOAD_THRESHOLD = 0.05
+"""Share of the CPUs that other processes may take while timing before the timings are flagged."""
+
+
+def other_load_report(
+    fraction: Optional[float],
+    seconds: float,
+    busy_before: Optional[float] = None,
+    threshold: float = OTHER_LOAD_THRESHOLD,
+    what: str = "these timings",
+) -> List[str]:
+    """Lines reporting the CPU share other processes took while timing, plus a WARNING above ``threshold``.
+
+    ``fraction`` comes from :class:`OtherLoad` (None where /proc/stat is missing: nothing to report).
+    """
+    if fraction is None:
+        return []
+    before = f" (CPU busy just before: {busy_before:.0%})" if busy_before is not None else ""
+    lines = [f"other processes used {fraction:.0%} of the CPUs during the {seconds:.0f} s of timing{before}"]
+    if fraction > threshold:
+        lines.append(
+            f"WARNING: other processes took {fraction:.0%} of the CPUs while timing (more than {threshold:.0%}): "
+            f"{what} are inflated and noisy, and models timed at different moments are not comparable; "
+            "rerun on an idle machine (--wait-idle S waits for one)"
+        )
+    return lines
 
 
 def _own_cpu_seconds() -> float:

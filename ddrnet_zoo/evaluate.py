@@ -3,7 +3,9 @@
 The model comes from ``--checkpoint``: a training checkpoint (``last.pt``), a model directory in the
 Hub format (``best/``, ``final/``: ``config.json`` + ``model.safetensors``), or a weights file
 (``.safetensors``/``.pth``, with ``--config`` describing the model). The data come from the
-training config stored with the model, or ``--config``, plus overrides (``--data.root /x``).
+training config stored with the model, or ``--config``, plus overrides (``--data.root /x``). The
+whole split is evaluated: the recipe's ``data.max_samples`` (a training shortcut) is dropped, with
+a note, unless given on the command line (``--set data.max_samples=N``).
 
 Examples::
 
@@ -49,6 +51,7 @@ from .io import (
 )
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig, create_segmentation_model_from_config
+from .text import plural
 
 __all__ = ["build_parser", "load_for_eval", "main"]
 
@@ -141,6 +144,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         dist_utils.cleanup_distributed()
 
 
+def _drop_recipe_max_samples(cfg: TrainConfig, overrides: Tuple[str, ...]) -> Optional[int]:
+    """Evaluate whole splits: clear the recipe's ``data.max_samples`` unless the user set it; returns what was cleared.
+
+    A recipe's ``max_samples`` is a training shortcut (the smoke config trains on 16 frames); an mIoU
+    on such a subset is not the split's. An explicit ``--set data.max_samples=N`` is honoured.
+    """
+    if any(o.split("=", 1)[0].strip() == "data.max_samples" for o in overrides):
+        return None
+    dropped, cfg.data.max_samples = cfg.data.max_samples, None
+    return dropped
+
+
 def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     if args.output:
         check_output_file(args.output, "results file")
@@ -148,9 +163,16 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
         check_output_dir(args.save_predictions, "predictions folder")
     ckpt = Path(args.checkpoint)
     model, cfg = load_for_eval(ckpt, args.config, overrides)
+    dropped = _drop_recipe_max_samples(cfg, overrides)
     info = dist_utils.init_distributed(args.device or cfg.train.device)
     split = args.split or cfg.data.val_split or "val"
     dataset = build_eval_dataset(cfg, split)
+    if dropped is not None and info.is_main:
+        whose = "--config's" if args.config else "recipe's"
+        print(
+            f"note: the {whose} data.max_samples={dropped} is ignored; evaluating all {plural(len(dataset), 'image')} "
+            f"of {split} (pass --set data.max_samples={dropped} to limit)"
+        )
     if dataset.num_classes != model.num_classes:
         raise ConfigError(f"the model predicts {model.num_classes} classes but {dataset} has {dataset.num_classes}")
     scales = list(PAPER_SCALES) if args.multi_scale else (args.scales or cfg.eval.scales)
@@ -180,12 +202,15 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     if info.is_main:
         tag = ("_ms" if len(scales) > 1 else "") + ("_flip" if flip else "")
         out = Path(args.output) if args.output else (ckpt if ckpt.is_dir() else ckpt.parent) / f"eval_{split}{tag}.json"
-        title = f"{dataset.name}: {len(dataset)} images, scales {scales}{', flip' if flip else ''}"
+        subset = f" (first {cfg.data.max_samples}: data.max_samples)" if cfg.data.max_samples else ""
+        title = f"{dataset.name} {split}: {plural(metrics['images'], 'image')}{subset}, scales {scales}"
+        title += ", flip" if flip else ""
         print(format_metrics_table(metrics, title=title))
         result = {
             "checkpoint": str(ckpt),
             "dataset": dataset.info.name,
             "split": split,
+            "max_samples": cfg.data.max_samples,
             "image_scale": cfg.data.image_scale,
             "world_size": info.world_size,
             **metrics,

@@ -31,6 +31,7 @@ from .inference.export import (
 )
 from .inference.predict import load_segmentation_model
 from .io import check_output_file
+from .text import plural
 
 __all__ = ["build_parser", "main"]
 
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if result.fallback_reason:
         print(f"  the dynamo exporter failed ({result.fallback_reason}); used the TorchScript exporter")
     if fold:
-        print(f"  BatchNorm folded; {len(result.remaining_batchnorms)} pre-activation BNs remain (cannot fold exactly)")
+        remaining = plural(len(result.remaining_batchnorms), "pre-activation BN remains", "pre-activation BNs remain")
+        print(f"  BatchNorm folded; {remaining} (cannot fold exactly)")
     dims = "batch 1, fixed size" if args.static else "dynamic batch, height, width (>= 64)"
     chans = getattr(model, "in_chans", 3)
     print(f"  input 'images' (N, {chans}, H, W) float32, normalised; {dims}; output {args.output!r}")

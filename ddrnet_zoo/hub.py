@@ -135,10 +135,29 @@ def _results(config_or_results: Any) -> List[Dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- model card
+def _custom_arch(config) -> Optional[Tuple[str, str]]:
+    """(name suffix, description) of a config whose widths/depths differ from its registered variant, else None."""
+    from .models.ddrnet import MODEL_ARCHS
+
+    if config is None or config.arch is None:
+        return None
+    arch, base = config.ddrnet_arch(), MODEL_ARCHS[config.architecture]
+    if arch == base:
+        return None
+    suffix = f"-w{arch.width}" if arch.width != base.width else "-custom"
+    return suffix, f"custom widths (width {arch.width}, depths {list(arch.depths)}) based on {config.architecture}"
+
+
+def _smoke_test(config) -> bool:
+    return bool((config.metadata.get("training") or {}).get("smoke_test")) if config is not None else False
+
+
 def _default_repo_name(model: nn.Module, config) -> str:
+    """``<variant>[-w<width>].<dataset>``: a model with custom widths is not named as the registered variant."""
     if config is not None:
         ds = f".{config.dataset}" if config.dataset else ""
-        return f"{config.architecture}{ds}"
+        custom = _custom_arch(config)
+        return f"{config.architecture}{custom[0] if custom else ''}{ds}"
     return model.pretrained_cfg.get("architecture", "ddrnet") if hasattr(model, "pretrained_cfg") else "ddrnet"
 
 
@@ -195,7 +214,7 @@ def build_model_card(
         model: a DDRNetSegmentation or a DDRNet classifier.
         config: the segmentation config (default ``model.config``).
         repo_id: the Hub repository the card is for (used in the usage snippet).
-        results: measured metrics, each ``{"metric", "value", "dataset", "split", "command", "notes"}``
+        results: measured metrics, each ``{"metric", "value", "dataset", "split", "images", "command", "notes"}``
             (default ``config.metadata["results"]``): rendered as a table with the command that measured them.
         flops_input_size: also measure fvcore GFLOPs at this (H, W).
     """
@@ -234,8 +253,22 @@ def build_model_card(
     )
     lines = [f"# {name.split('/')[-1]}", ""]
     if seg:
+        custom = _custom_arch(config)
+        if _smoke_test(config):
+            iters = (config.metadata.get("training") or {}).get("iteration")
+            run = f"{iters} iterations on a few images" if iters is not None else "a few images"
+            lines += [
+                f"**Smoke test, not a trained model**: a pipeline check ({run}); its results say nothing "
+                "about DDRNet's accuracy.",
+                "",
+            ]
+        if custom:
+            what = f"DDRNet semantic segmentation model with {custom[1]}"
+            arch_text = f"{custom[1]} (`arch` in config.json), not the registered variant"
+        else:
+            what, arch_text = f"DDRNet ({architecture}) semantic segmentation model", f"`{architecture}`"
         lines += [
-            f"DDRNet ({architecture}) semantic segmentation model"
+            what
             + (f" for {config.dataset}" if config.dataset else "")
             + f", {config.num_classes} classes, for ddrnet_zoo (paper: [{PAPER_TITLE}]"
             "(https://arxiv.org/abs/2101.06085); original release: https://github.com/ydhongHIT/DDRNet).",
@@ -244,7 +277,7 @@ def build_model_card(
             "",
             "| | |",
             "|---|---|",
-            f"| Architecture | `{architecture}`{' (custom widths: `arch` in config.json)' if config.arch else ''} |",
+            f"| Architecture | {arch_text} |",
             f"| Context module | {config.context} |",
             f"| Auxiliary head | {'yes (deep supervision, training only)' if config.aux_head else 'no'} |",
             f"| Classes | {config.num_classes} |",
@@ -287,14 +320,14 @@ def build_model_card(
             "",
             "## Results",
             "",
-            "| Metric | Value | Dataset | Split | Command | Notes |",
-            "|---|---|---|---|---|---|",
+            "| Metric | Value | Dataset | Split | Images | Command | Notes |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in results:
             cmd = f"`{r['command']}`" if r.get("command") else ""
             lines.append(
-                f"| {r['metric']} | {r['value']} | {r.get('dataset', dataset or '')} | {r.get('split', '')} | {cmd} "
-                f"| {r.get('notes', '')} |"
+                f"| {r['metric']} | {r['value']} | {r.get('dataset', dataset or '')} | {r.get('split', '')} "
+                f"| {r.get('images', '')} | {cmd} | {r.get('notes', '')} |"
             )
     lines += ["", "## Usage", "", "```python"]
     if seg:

@@ -24,6 +24,7 @@ from .inference.predict import OUTPUT_KINDS, Predictor, load_segmentation_model
 from .inference.runtime import COMPILE_MODES, PRECISIONS, resolve_device
 from .inference.tta import PAPER_SCALES
 from .io import check_output_dir
+from .text import plural
 
 __all__ = ["build_parser", "main"]
 
@@ -101,16 +102,16 @@ def run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         progress=not args.no_progress,
     )
-    written = ", ".join(f"{n} {kind}" for kind, n in summary.written.items())
+    written = ", ".join(plural(n, f"{kind} image") for kind, n in summary.written.items())
     rate = summary.num_images / summary.seconds if summary.seconds > 0 else 0.0
     print(
-        f"predicted {summary.num_images} images in {summary.seconds:.1f} s ({rate:.2f} img/s, {device}, "
+        f"predicted {plural(summary.num_images, 'image')} in {summary.seconds:.1f} s ({rate:.2f} img/s, {device}, "
         f"{predictor.engine.options.describe()}); wrote {written} under {summary.output_dir}"
     )
     for _, reason in summary.failures:
         print(f"ddrnet-predict: skipped {reason}", file=sys.stderr)
     if summary.failures:
-        print(f"ddrnet-predict: {len(summary.failures)} image(s) could not be read", file=sys.stderr)
+        print(f"ddrnet-predict: {plural(len(summary.failures), 'image')} could not be read", file=sys.stderr)
         return 1
     return 0
 

@@ -54,9 +54,11 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ddrnet_zoo.benchmark import (
     ALLOCATOR_CHOICES,
+    OTHER_LOAD_THRESHOLD,
     OtherLoad,
     cpu_busy,
     machine_info,
+    other_load_report,
     reexec_with_allocator,
     wait_until_idle,
 )
@@ -414,14 +416,13 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
             if "ratio_to_onnxruntime" in e:
                 parts.append(f"{e['ratio_to_onnxruntime']:.3f} of onnxruntime")
             lines.append("  " + "; ".join(parts))
-    if device.type == "cpu" and case.get("other_processes_cpu_during_timing") is not None:
-        lines.append(
-            f"  other processes used {case['other_processes_cpu_during_timing']:.0%} of the CPUs during the "
-            f"{case['timing_seconds']:.0f} s of timing (CPU busy just before: {case['cpu_busy_before']:.0%}; "
-            f"attempt {case['timing_attempts']})"
+    if device.type == "cpu":
+        report = other_load_report(
+            case.get("other_processes_cpu_during_timing"), case["timing_seconds"], case.get("cpu_busy_before")
         )
-        if case["other_processes_cpu_during_timing"] > 0.05:
-            lines.append("  WARNING: other load on the CPUs: these timings are inflated and noisy")
+        if report and case["timing_attempts"] > 1:
+            report[0] += f" (attempt {case['timing_attempts']})"
+        lines += ["  " + line for line in report]
     return "\n".join(lines)
 
 
@@ -500,8 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-other-load",
         type=float,
-        default=0.05,
-        help="CPU: time again when other processes took more than this fraction of the CPUs (default 0.05)",
+        default=OTHER_LOAD_THRESHOLD,
+        help="CPU: time again when other processes took more than this fraction of the CPUs "
+        f"(default {OTHER_LOAD_THRESHOLD})",
     )
     p.add_argument("--retries", type=int, default=0, help="CPU: how many times to time again (default 0)")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="S", help="wait up to S seconds for an idle CPU")

@@ -4,13 +4,18 @@
     python scripts/model_zoo.py                      # full table + latency of every variant
     python scripts/model_zoo.py --no-latency --json zoo.json
     python scripts/model_zoo.py --latency-size 512 1024 --runs 10
+    python scripts/model_zoo.py --no-complexity --variants ddrnet23_slim --wait-idle 600
 
 Latency: segmentation model (DAPPM, no auxiliary head, logits at input size), batch 1,
 eval mode, float32, ``torch.inference_mode``; median (and p90) of ``--runs`` timed runs
 after ``--warmup`` runs, measured with ``torch.utils.benchmark``. "eager" is the model as
 built (BatchNorm unfolded, the original code's way); "deploy" is the deployment form
 (BatchNorm folded, channels_last). The script re-executes itself with the best memory
-allocator available (``--allocator``, see ``ddrnet_zoo/benchmark.py``). Every other way of
+allocator available (``--allocator``, see ``ddrnet_zoo/benchmark.py``). The variants are timed one
+after the other, so other load on the machine can make a small model look slower than a large one:
+the script measures the CPU share other processes took while each model was timed, prints it
+beside the table and a WARNING when it exceeds 5% (``--wait-idle S`` waits for an idle CPU before
+each model). Every other way of
 running the models (torch.compile, bf16, onnxruntime, CUDA) is in
 ``scripts/benchmark_inference.py``.
 """
@@ -19,11 +24,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddrnet_zoo.benchmark import ALLOCATOR_CHOICES, machine_info, reexec_with_allocator  # noqa: E402
+from ddrnet_zoo.benchmark import (  # noqa: E402
+    ALLOCATOR_CHOICES,
+    OtherLoad,
+    cpu_busy,
+    machine_info,
+    other_load_report,
+    reexec_with_allocator,
+    wait_until_idle,
+)
 
 if __name__ == "__main__":
     reexec_with_allocator(sys.argv[1:])
@@ -50,34 +65,74 @@ def time_model(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) 
     return {"median_ms": 1e3 * median, "p90_ms": 1e3 * p90, "runs": runs}
 
 
-def latency_table(size, runs: int, warmup: int) -> list:
+def latency_table(
+    size: Sequence[int], runs: int, warmup: int, variants: Sequence[str] = VARIANTS, wait_idle: float = 0.0
+) -> List[Dict[str, Any]]:
+    """One row per variant: eager and deploy latency, and the CPU share other processes took meanwhile."""
     rows = []
-    for name in VARIANTS:
+    for name in variants:
+        if wait_idle > 0:
+            wait_until_idle(wait_idle)
         model = ddrnet_zoo.create_segmentation_model(name, num_classes=19, aux_head=False).eval()
-        x = torch.randn(1, 3, *size)
-        row = {"model": name, "input": list(size), "eager": time_model(model, x, runs, warmup)}
         deploy = optimize_for_inference(model, fold=True, channels_last=True)
-        row["deploy"] = time_model(deploy, x, runs, warmup)
+        x = torch.randn(1, 3, *size)
+        row: Dict[str, Any] = {"model": name, "input": list(size)}
+        start = time.perf_counter()
+        with OtherLoad() as others:
+            row["eager"] = time_model(model, x, runs, warmup)
+            row["deploy"] = time_model(deploy, x, runs, warmup)
+        row["timing_seconds"] = time.perf_counter() - start
+        row["other_load"] = others.fraction
         rows.append(row)
         print(f"  timed {name}", file=sys.stderr, flush=True)
     return rows
 
 
-def format_latency(rows: list) -> str:
-    head = f"{'model':<14} {'input':>9} | {'eager ms':>9} {'p90':>7} | {'deploy ms':>9} {'p90':>7} {'ratio':>6}"
+def latency_load_report(rows: List[Dict[str, Any]], busy_before: Optional[float] = None) -> List[str]:
+    """The other-load lines printed under the latency table (a WARNING when any model was disturbed).
+
+    The variants are timed one after the other, so the worst row decides: a disturbance while one
+    model was timed makes it look slower than the others.
+    """
+    measured = [r for r in rows if r.get("other_load") is not None]
+    if not measured:
+        return []
+    seconds = sum(r["timing_seconds"] for r in measured)
+    overall = sum(r["other_load"] * r["timing_seconds"] for r in measured) / max(seconds, 1e-9)
+    lines = other_load_report(overall, seconds, busy_before)[:1]
+    worst = max(measured, key=lambda r: r["other_load"])
+    what = "these timings" if len(measured) == 1 else f"these timings ({worst['model']} most)"
+    lines += other_load_report(worst["other_load"], worst["timing_seconds"], what=what)[1:]
+    return lines
+
+
+def format_latency(rows: List[Dict[str, Any]]) -> str:
+    """The latency table; the last column is the CPU share other processes took while the row was timed."""
+    head = (
+        f"{'model':<14} {'input':>9} | {'eager ms':>9} {'p90':>7} | {'deploy ms':>9} {'p90':>7} {'ratio':>6} | "
+        f"{'other load':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         e, d = r["eager"], r["deploy"]
+        load = r.get("other_load")
         lines.append(
             f"{r['model']:<14} {r['input'][0]:>4}x{r['input'][1]:<4} | {e['median_ms']:9.1f} {e['p90_ms']:7.1f} | "
-            f"{d['median_ms']:9.1f} {d['p90_ms']:7.1f} {d['median_ms'] / e['median_ms']:6.3f}"
+            f"{d['median_ms']:9.1f} {d['p90_ms']:7.1f} {d['median_ms'] / e['median_ms']:6.3f} | "
+            f"{'n/a' if load is None else f'{load:.0%}':>10}"
         )
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
+    """Print the complexity and latency tables; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-latency", action="store_true", help="skip the CPU latency table")
+    parser.add_argument("--no-complexity", action="store_true", help="skip the parameter/FLOP table (fvcore)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="models to time")
+    parser.add_argument(
+        "--wait-idle", type=float, default=0.0, metavar="S", help="wait up to S s for an idle CPU before each model"
+    )
     parser.add_argument("--latency-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--runs", type=int, default=10, help="timed runs per model (median and p90 reported)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -101,16 +156,24 @@ def main(argv=None) -> int:
         "allocator": info["allocator"],
     }
     print("ddrnet_zoo model zoo — " + ", ".join(f"{k}: {v}" for k, v in env.items()))
-    print("\nParameters and FLOPs (fvcore; paper conventions, see ddrnet_zoo/flops.py)\n")
-    rows = paper_complexity_table()
-    print(format_table(rows))
-    result = {"environment": env, "complexity": [r.as_dict() for r in rows]}
+    result: Dict[str, Any] = {"environment": env}
+    if not args.no_complexity:
+        print("\nParameters and FLOPs (fvcore; paper conventions, see ddrnet_zoo/flops.py)\n")
+        rows = paper_complexity_table()
+        print(format_table(rows))
+        result["complexity"] = [r.as_dict() for r in rows]
     if not args.no_latency:
         h, w = args.latency_size
         print(f"\nCPU latency, segmentation model, batch 1, {h}x{w}, float32, median of {args.runs} runs\n")
-        lat = latency_table((h, w), args.runs, args.warmup)
+        busy_before = cpu_busy(0.5)
+        lat = latency_table((h, w), args.runs, args.warmup, args.variants, args.wait_idle)
         print(format_latency(lat))
+        load_lines = latency_load_report(lat, busy_before)
+        for line in load_lines:
+            print(line)
         result["latency"] = lat
+        result["latency_cpu_busy_before"] = busy_before
+        result["latency_warnings"] = [line for line in load_lines if line.startswith("WARNING")]
     if args.json:
         from ddrnet_zoo.io import atomic_write_json
 

@@ -164,6 +164,31 @@ def test_model_card(tmp_path):
     assert scope["labels"].shape == (1, 64, 64)
 
 
+def test_model_card_of_custom_widths_and_smoke_test_is_not_the_registered_variant(tmp_path):
+    model = tiny_seg_model()  # ddrnet23_slim topology, width 8
+    model.config.dataset = "camvid"
+    model.config.metadata["training"] = {"smoke_test": True, "iteration": 8}
+    results = [{"metric": "mIoU", "value": 12.3, "split": "val", "images": 16, "notes": "smoke"}]
+    card = str(build_model_card(model, results=results))
+    assert card.split("---\n\n", 1)[1].startswith("# ddrnet23_slim-w8.camvid\n")
+    assert huggingface_hub.ModelCard(card).data.model_name == "ddrnet23_slim-w8.camvid"
+    assert "**Smoke test, not a trained model**: a pipeline check (8 iterations on a few images)" in card
+    assert "DDRNet semantic segmentation model with custom widths (width 8, depths [2, 2, 2, 2]) based on " in card
+    assert "| Architecture | custom widths (width 8, depths [2, 2, 2, 2]) based on ddrnet23_slim (`arch` in " in card
+    assert "| Metric | Value | Dataset | Split | Images | Command | Notes |" in card
+    assert "| mIoU | 12.3 | camvid | val | 16 |  | smoke |" in card
+    # config.json still names the base variant it is built from, and loads
+    folder = save_pretrained(model, tmp_path / "hub")
+    assert json.loads((folder / "config.json").read_text())["architecture"] == "ddrnet23_slim"
+    assert from_pretrained(folder).config.arch["width"] == 8
+    # the registered variant keeps its plain name and no smoke banner
+    plain = create_segmentation_model("ddrnet23_slim", num_classes=11)
+    plain.config.dataset = "camvid"
+    text = str(build_model_card(plain))
+    assert "# ddrnet23_slim.camvid\n" in text and "Smoke test" not in text and "custom widths" not in text
+    assert "| Architecture | `ddrnet23_slim` |" in text
+
+
 def test_atomic_save_leaves_existing_folder_intact(tmp_path, monkeypatch):
     folder = save_pretrained(tiny_seg_model(), tmp_path / "hub")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}

@@ -131,8 +131,32 @@ def test_unreadable_images(model_dir, images, tmp_path, capsys):
     assert "broken.png" in err and "cannot be read" in err
     assert not out.exists()  # checked before anything is written
     assert predict_main(["-m", str(model_dir), str(bad_dir), "-o", str(out), "--keep-going", "--no-progress"]) == 1
-    assert "broken.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "ddrnet-predict: 1 image could not be read\n" in err
     assert (out / "labels" / "good.png").is_file() and not (out / "labels" / "broken.png").exists()
+
+
+def test_summary_line_counts_in_the_right_number(model_dir, images, tmp_path, capsys):
+    args = ["-m", str(model_dir), "-o", str(tmp_path / "out"), "--workers", "0", "--no-progress"]
+    assert predict_main([str(images / "a.png"), *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("predicted 1 image in ") and "1 images" not in out
+    assert "wrote 1 label image, 1 color image, 1 overlay image under" in out
+    assert predict_main([str(images / "a.png"), str(images / "b.png"), "--save", "label", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("predicted 2 images in ") and "wrote 2 label images under" in out
+
+
+def test_error_is_not_printed_inside_the_progress_bar(model_dir, tmp_path, capsys):
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(small)
+    code = predict_main(["-m", str(model_dir), str(small), "-o", str(tmp_path / "out"), "--workers", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "predict:" in err  # the bar was shown
+    lines = [line for line in err.split("\n") if "ddrnet-predict: error:" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("ddrnet-predict: error: image size 32x48 is below the model's minimum 64")
 
 
 def test_truncated_image_is_a_clear_error(tmp_path):

@@ -264,3 +264,40 @@ def test_export_eval_cli_and_train_cli(tmp_path, fast_cpu, capsys):
     assert train_cli.main(["--config", "camvid_ddrnet23", "--print-config", "--optim.lr", "0.5"]) == 0
     assert "lr: 0.5" in capsys.readouterr().out
     assert math.isfinite(results["final"]["miou"])
+
+
+def test_subset_training_is_labelled_and_eval_uses_the_whole_split(tmp_path, fast_cpu, capsys):
+    """A run on data.max_samples images with train.smoke_test: card and results say so; ddrnet-eval
+    evaluates the whole split unless told otherwise, and reports how many images it used."""
+    root = write_folder_dataset(tmp_path / "data", n=4)
+    out = tmp_path / "run"
+    extra = {"train.epochs": 1, "data.max_samples": 2, "train.smoke_test": "true", "data.in_memory": "true"}
+    assert train_cli.main(["--set", *synthetic_overrides(root, out, **extra)]) == 0
+    card = (out / "final" / "README.md").read_text()
+    assert "# ddrnet23_slim-w8.custom\n" in card and "**Smoke test, not a trained model**" in card
+    row = next(line for line in card.splitlines() if line.startswith("| mIoU |"))
+    assert "| train | 2 |" in row and "first 2 images of the split only (data.max_samples)" in row
+    assert "smoke test, not a trained model" in row and "--set data.max_samples=2`" in row
+    meta = json.loads((out / "final" / "config.json").read_text())
+    assert meta["architecture"] == "ddrnet23_slim" and meta["metadata"]["training"]["smoke_test"] is True
+    capsys.readouterr()
+    # the recipe's max_samples is not kept: all 4 images, said in one line and in the report
+    assert (
+        eval_cli.main(["--checkpoint", str(out / "final"), "--no-progress", "--output", str(tmp_path / "a.json")]) == 0
+    )
+    text = capsys.readouterr().out
+    assert (
+        "note: the recipe's data.max_samples=2 is ignored; evaluating all 4 images of train "
+        "(pass --set data.max_samples=2 to limit)\n" in text
+    )
+    assert "train: 4 images, scales [1.0]" in text
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["images"] == 4 and report["max_samples"] is None
+    # an explicit limit is honoured, in either spelling
+    for limit in (["--set", "data.max_samples=1"], ["--data.max_samples", "1"]):
+        argv = ["--checkpoint", str(out / "final"), "--no-progress", "--output", str(tmp_path / "b.json"), *limit]
+        assert eval_cli.main(argv) == 0
+        text = capsys.readouterr().out
+        assert "note:" not in text and "train: 1 image (first 1: data.max_samples), scales" in text
+        report = json.loads((tmp_path / "b.json").read_text())
+        assert report["images"] == 1 and report["max_samples"] == 1

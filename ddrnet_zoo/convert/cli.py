@@ -12,6 +12,7 @@ import torch
 
 from ..errors import run_cli
 from ..io import CheckpointError, atomic_save
+from ..text import plural
 
 DESCRIPTION = """\
 Convert a DDRNet checkpoint of any supported layout and write it in another.
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     state_dict = export_state_dict(model, args.to, prefix=args.prefix)
     _save_state_dict(state_dict, dst)
-    print(f"written:       {dst} ({args.to} layout, {len(state_dict)} tensors)")
+    print(f"written:       {dst} ({args.to} layout, {plural(len(state_dict), 'tensor')})")
     return 0
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..io import CheckpointError
+from ..text import plural
 from .detect import (
     ModelSpec,
     detect_layout,
@@ -99,7 +100,7 @@ class ConvertedCheckpoint:
         s = self.spec
         arch = s.arch
         lines = [
-            f"source:        {self.source} ({self.source_layout} layout, {len(self.state_dict)} tensors)",
+            f"source:        {self.source} ({self.source_layout} layout, {plural(len(self.state_dict), 'tensor')})",
             f"model:         {s.task} {s.architecture}{'' if s.is_registered else ' (custom widths)'}: "
             f"width {arch.width}, depths {list(arch.depths)}, conv4 fusions {arch.conv4_fusions}",
             f"classes:       {s.num_classes}"

@@ -154,6 +154,8 @@ class TrainLoopConfig:
     stop_at_iter: Optional[int] = None
     """Stop cleanly after this iteration (checkpoint written, schedule unchanged); continue with --resume."""
     progress: bool = True
+    smoke_test: bool = False
+    """A pipeline check, not a trained model: exported model cards and results say so."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed."""
 

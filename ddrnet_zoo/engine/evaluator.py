@@ -143,22 +143,24 @@ def evaluate(
     n_images = torch.zeros((), dtype=torch.int64, device=device)
     start = time.perf_counter()
     total = len(loader) if hasattr(loader, "__len__") else None
-    for batch in tqdm(loader, total=total, desc="eval", disable=not progress, leave=False, dynamic_ncols=True):
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        x = _resize(images, image_scale)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, amp):
-            out = segment_logits(model, x, scales=scales, flip=flip)
-        out = out.float()
-        if out.shape[-2:] != labels.shape[-2:]:
-            out = F.interpolate(out, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        pred = out.argmax(1)
-        cm.update(pred, labels)
-        n_images += images.shape[0]
-        if writer is not None:
-            writer(pred, batch["index"].tolist())
+    bar = tqdm(loader, total=total, desc="eval", disable=not progress, leave=False, dynamic_ncols=True)
+    with bar:  # closed (line cleared) before an error propagates: messages never land inside the bar
+        for batch in bar:
+            images = batch["image"].to(device, non_blocking=True)
+            labels = batch["label"].to(device, non_blocking=True)
+            x = _resize(images, image_scale)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, amp):
+                out = segment_logits(model, x, scales=scales, flip=flip)
+            out = out.float()
+            if out.shape[-2:] != labels.shape[-2:]:
+                out = F.interpolate(out, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            pred = out.argmax(1)
+            cm.update(pred, labels)
+            n_images += images.shape[0]
+            if writer is not None:
+                writer(pred, batch["index"].tolist())
     cm.all_reduce()
     dist_utils.all_reduce_sum(n_images)
     metrics = cm.compute(class_names)

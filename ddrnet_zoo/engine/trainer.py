@@ -33,6 +33,7 @@ from ..data.datasets import collate
 from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
+from ..text import plural
 from . import distributed as dist_utils
 from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, normalization
 from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint
@@ -291,9 +292,12 @@ class Trainer:
             "image_scale": cfg.data.image_scale,
             "recipe": config_to_dict(cfg),
         }
+        if cfg.train.smoke_test:
+            training["smoke_test"] = True
         if metrics is not None:
             training["eval"] = {
                 "split": cfg.data.val_split,
+                "images": metrics["images"],
                 "miou": metrics["miou"],
                 "pixel_acc": metrics["pixel_acc"],
                 "scales": metrics["scales"],
@@ -303,14 +307,21 @@ class Trainer:
         results = None
         if metrics is not None:
             views = "multi-scale + flip" if metrics["flip"] or len(metrics["scales"]) > 1 else "single scale"
+            notes = f"{views}, iteration {self.iteration}"
+            if cfg.data.max_samples:
+                notes += f", first {plural(metrics['images'], 'image')} of the split only (data.max_samples)"
+            if cfg.train.smoke_test:
+                notes += "; smoke test, not a trained model"
             results = [
                 {
                     "metric": "mIoU",
                     "value": round(100 * float(metrics["miou"]), 2),
                     "dataset": config.dataset,
                     "split": cfg.data.val_split,
-                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}",
-                    "notes": f"{views}, iteration {self.iteration}",
+                    "images": metrics["images"],
+                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}"
+                    + (f" --set data.max_samples={cfg.data.max_samples}" if cfg.data.max_samples else ""),
+                    "notes": notes,
                 }
             ]
         return save_model_dir(self.model, self.out_dir / name, config, results=results)
@@ -325,7 +336,7 @@ class Trainer:
             n_params = sum(p.numel() for p in self.model.parameters())
             self.log.info(
                 "%s: %s (%.2fM params) on %s x%d, %s, %d train / %s val images, global batch %d "
-                "(%d per process x %d accumulation), %d iterations/epoch, %d iterations (%d epochs), amp=%s",
+                "(%d per process x %d accumulation), %s per epoch, %s (%s), amp=%s",
                 cfg.name,
                 cfg.model.name,
                 n_params / 1e6,
@@ -337,9 +348,9 @@ class Trainer:
                 self.global_batch,
                 self.micro_batch,
                 t.accum_steps,
-                self.iters_per_epoch,
-                self.max_iters,
-                self.epochs,
+                plural(self.iters_per_epoch, "iteration"),
+                plural(self.max_iters, "iteration"),
+                plural(self.epochs, "epoch"),
                 t.amp,
             )
         if self.iteration >= self.max_iters:

@@ -32,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..data.meta import CITYSCAPES_LABEL_TO_TRAIN_ID, DATASETS
 from ..errors import DDRNetError
@@ -515,8 +516,10 @@ class Predictor:
         )
         start = time.perf_counter()
         pending: List[Future] = []
+        # the bar is closed (its line ended) before an error propagates, and log records go through
+        # tqdm.write: messages never land inside the bar's line
         bar = tqdm(total=len(sources), desc="predict", unit="img", disable=not progress)
-        with ThreadPoolExecutor(max_workers=2) as writer:
+        with bar, logging_redirect_tqdm(), ThreadPoolExecutor(max_workers=2) as writer:
             for items in loader:
                 good = []
                 for i, item in items:
@@ -537,7 +540,6 @@ class Predictor:
                     bar.update(len(group))
                 pending = self._collect(pending, summary, wait=False)
             self._collect(pending, summary, wait=True)
-        bar.close()
         summary.seconds = time.perf_counter() - start
         return summary
 
