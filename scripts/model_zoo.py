@@ -75,7 +75,8 @@ def format_latency(rows: list) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-latency", action="store_true", help="skip the CPU latency table")
     parser.add_argument("--latency-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
@@ -86,7 +87,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--allocator", choices=ALLOCATOR_CHOICES, default="auto", help="memory allocator (re-executes the script)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
