@@ -4,13 +4,15 @@ Each block is its own test, ``<file>:<line of the opening fence>``:
 
 - ``python``: executed. A file's Python blocks run in order in one namespace, in a working
   directory of stand-in inputs named as the docs name them (``_make_inputs``: tiny random models
-  in the real checkpoint layouts, small images); selecting one block runs the earlier ones first.
+  in the real checkpoint layouts, small images); selecting one block runs the earlier ones first,
+  and a failed block fails the later ones of its file.
 - ``bash``/``sh``/``console``: every command must be one this file knows. Project CLIs
   (``ddrnet-*``, ``python -m ddrnet_zoo.*``, ``torchrun -m ddrnet_zoo.*``) and ``python
   scripts/*.py`` parse with the CLI's own parser on the exact arguments; recipe names and config
   fields load through ``load_config``; model names must be registered. Cheap commands run for real:
   ``ddrnet-convert``, ``push_to_hub.py --dry-run``, ``--help``, ``--list-configs``,
-  ``--print-config`` (a file's shell blocks share one working directory, in order). Set-up
+  ``--print-config`` (a file's shell blocks run in order in one working directory, so an
+  export can read what a conversion above it wrote; a failed block does not fail the others). Set-up
   commands are checked too: pip extras exist, pytest files and ``-k`` names exist, ``.ci/run`` exists.
 - ``json`` parses; ``yaml`` parses, and a recipe snippet loads through ``load_config``;
   ``bibtex`` is one balanced entry.
@@ -432,28 +434,30 @@ class DocSession:
 
     blocks: List[Block]
     workdir: Path
+    cascade: bool  # Python: a failed block fails the later ones (they share a namespace)
     namespace: Dict[str, Any] = field(default_factory=lambda: {"__name__": "__doc__"})
     done: int = 0
-    failed: Optional[str] = None
+    errors: Dict[str, Exception] = field(default_factory=dict)
 
-    def run_through(self, block: Block, runner: Callable[[Block, DocSession], Any]) -> Any:
-        """Run the file's earlier blocks of this kind (once), then ``block``; returns its result."""
+    def run_through(self, block: Block, runner: Callable[[Block, DocSession], Any]) -> None:
+        """Run the file's blocks of this kind in order (each once) up to ``block``; raise what ``block`` raised."""
         index = self.blocks.index(block)
-        result = None
         with _cwd(self.workdir):
             while self.done <= index:
                 b = self.blocks[self.done]
                 self.done += 1
                 if b.marker()[0] == "skip":
                     continue
-                if self.failed:
-                    raise DocError(f"{block.id}: an earlier block of this file failed ({self.failed})")
+                if self.cascade and self.errors:
+                    first = next(iter(self.errors))
+                    self.errors[b.id] = DocError(f"{b.id}: not run: an earlier block of this file failed ({first})")
+                    continue
                 try:
-                    result = runner(b, self)
-                except BaseException:
-                    self.failed = b.id
-                    raise
-        return result
+                    runner(b, self)
+                except Exception as e:
+                    self.errors[b.id] = e
+        if block.id in self.errors:
+            raise self.errors[block.id]
 
 
 @pytest.fixture(scope="session")
@@ -477,7 +481,8 @@ def doc_sessions(stand_ins, tmp_path_factory) -> Callable[[Block], DocSession]:
             workdir = tmp_path_factory.mktemp(f"doc_{block.path.stem}_{kind}")
             shutil.copytree(stand_ins[kind == "python"], workdir, dirs_exist_ok=True)
             same = [b for b in ALL_BLOCKS if b.path == block.path and (b.lang == "python") == (kind == "python")]
-            sessions[key] = DocSession([b for b in same if b.lang in ("python", *SHELL_LANGS)], workdir)
+            runnable = [b for b in same if b.lang in ("python", *SHELL_LANGS)]
+            sessions[key] = DocSession(runnable, workdir, cascade=kind == "python")
         return sessions[key]
 
     return get
@@ -577,7 +582,7 @@ LIES = {
 def test_checker_catches(lie: str, stand_ins, doc_env, tmp_path) -> None:
     lang, code = LIES[lie]
     block = Block(tmp_path / "lie.md", 1, lang, code)
-    session = DocSession([block], tmp_path, done=0)
+    session = DocSession([block], tmp_path, cascade=True)
     shutil.copytree(stand_ins[False], tmp_path, dirs_exist_ok=True)
     with pytest.raises((DocError, NameError, json.JSONDecodeError)):
         if lang == "python":
