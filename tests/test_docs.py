@@ -515,7 +515,7 @@ def test_doc_block(block: Block, doc_sessions, doc_env, tmp_path) -> None:
     """The block runs, parses or loads as described in the module doc."""
     kind, arg = block.marker()
     if kind == "skip":
-        pytest.skip(f"marked in the doc: {arg}")
+        pytest.skip(f"{block.id}: marked in the doc: {arg}")
     if kind == "output-of":
         check_output_of(block, arg, tmp_path)
     elif block.lang == "python":
