@@ -110,7 +110,8 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def main(argv: List[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--batch", type=int, default=2)
@@ -127,7 +128,11 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--no-flush-denormal", action="store_true", help="CPU: keep denormal floats (slower)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0

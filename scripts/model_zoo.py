@@ -124,8 +124,8 @@ def format_latency(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Print the complexity and latency tables; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-latency", action="store_true", help="skip the CPU latency table")
     parser.add_argument("--no-complexity", action="store_true", help="skip the parameter/FLOP table (fvcore)")
@@ -141,7 +141,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--allocator", choices=ALLOCATOR_CHOICES, default="auto", help="memory allocator (re-executes the script)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Print the complexity and latency tables; returns the exit status."""
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
