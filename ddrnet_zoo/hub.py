@@ -508,9 +508,7 @@ def from_pretrained(
     if repo_id is not None:
         check_published(
             repo_id,
-            [CONFIG_NAME],
             "from_pretrained('{folder}'), or -m {folder} in ddrnet-predict, ddrnet-eval and ddrnet-export",
-            revision=revision,
             cache_dir=None if cache_dir is None else str(cache_dir),
         )
 

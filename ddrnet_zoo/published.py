@@ -9,9 +9,11 @@ at once, saying what to do. Files already in the local Hub cache are always used
 
 from __future__ import annotations
 
-from typing import FrozenSet, Optional, Sequence
+from pathlib import Path
+from typing import FrozenSet, Optional
 
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import constants
+from huggingface_hub.file_download import repo_folder_name
 
 from .io import CheckpointError
 
@@ -28,40 +30,30 @@ class WeightsNotPublishedError(CheckpointError):
     """The requested ddrnet_zoo weights are not published on the Hub yet (nor in the local Hub cache)."""
 
 
-def _split_revision(repo_id: str, revision: Optional[str]) -> tuple:
-    if "@" in repo_id:
-        repo_id, rev = repo_id.split("@", 1)
-        revision = revision or rev
-    return repo_id, revision
+def _repo(repo_id: str) -> str:
+    """``repo_id`` without an ``@revision`` suffix."""
+    return repo_id.split("@", 1)[0]
 
 
-def is_unpublished(
-    repo_id: str, filenames: Sequence[str], revision: Optional[str] = None, cache_dir: Optional[str] = None
-) -> bool:
-    """True for a repository of :data:`HF_HUB_ORG` that is not published and has none of ``filenames`` cached."""
-    repo_id, revision = _split_revision(repo_id, revision)
+def is_unpublished(repo_id: str, cache_dir: Optional[str] = None) -> bool:
+    """True for a repository of :data:`HF_HUB_ORG` that is neither published nor in the local Hub cache.
+
+    A repository already in the cache (any revision) goes the normal way, through huggingface_hub.
+    """
+    repo_id = _repo(repo_id)
     if not repo_id.startswith(HF_HUB_ORG + "/") or repo_id in PUBLISHED_HUB_IDS:
         return False
-    for filename in filenames:
-        cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
-        if isinstance(cached, str):
-            return False
-    return True
+    cache = Path(cache_dir or constants.HF_HUB_CACHE)
+    return not (cache / repo_folder_name(repo_id=repo_id, repo_type="model")).is_dir()
 
 
-def check_published(
-    repo_id: str,
-    filenames: Sequence[str],
-    alternative: str,
-    revision: Optional[str] = None,
-    cache_dir: Optional[str] = None,
-) -> None:
+def check_published(repo_id: str, alternative: str, cache_dir: Optional[str] = None) -> None:
     """Raise :class:`WeightsNotPublishedError` if :func:`is_unpublished`.
 
     ``alternative`` says how to load the converted folder instead (``{folder}`` is replaced by its path).
     """
-    if is_unpublished(repo_id, filenames, revision, cache_dir):
-        repo_id, _ = _split_revision(repo_id, revision)
+    if is_unpublished(repo_id, cache_dir):
+        repo_id = _repo(repo_id)
         name = repo_id.split("/", 1)[1]
         raise WeightsNotPublishedError(
             f"the weights {repo_id} are not published on the Hugging Face Hub yet (and are not in the local "

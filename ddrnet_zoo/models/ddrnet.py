@@ -654,13 +654,12 @@ def _check_pretrained_published(variant: str, kwargs: dict) -> None:
     cfg = cfg.to_dict()
     if cfg.get("state_dict") or cfg.get("file") or cfg.get("source") == "local-dir" or not cfg.get("hf_hub_id"):
         return
-    filenames = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
     check_published(
         cfg["hf_hub_id"],
-        filenames,
         "timm.create_model('local-dir:{folder}', pretrained=True) (or pass the original file directly: "
         f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))); "
         "or pass pretrained=False (pretrained_backbone=False for create_segmentation_model)",
+        cache_dir=kwargs.get("cache_dir"),
     )
 
 
