@@ -350,7 +350,7 @@ class DDRNet(nn.Module):
                 branch="low_res",
             ),
         ]
-        self._pruned_after: Optional[int] = None  # pyramid level after which the network was pruned
+        self._pruned_after = None  # pyramid level after which the network was pruned (an int), None: complete
         self._pruned_to_dual = False  # prune_to_dual: forward_dual only
         self.init_weights()
 
