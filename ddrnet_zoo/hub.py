@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .io import CheckpointError, atomic_directory, json_text, read_state_dict
+from .published import check_published
 
 __all__ = [
     "CONFIG_NAME",
@@ -525,6 +526,12 @@ def from_pretrained(
     from .models import SegmentationConfig, create_segmentation_model_from_config
 
     folder, repo_id, revision = _split_source(str(source), revision)
+    if repo_id is not None:
+        check_published(
+            repo_id,
+            "from_pretrained('{folder}'), or -m {folder} in ddrnet-predict, ddrnet-eval and ddrnet-export",
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
 
     def fetch(filename: str) -> Path:
         if folder is not None:

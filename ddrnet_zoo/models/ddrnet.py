@@ -14,8 +14,6 @@ Layout (strides relative to the input)::
     conv_head       conv5_2's 1x1 conv, then global pool and fc
 """
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -24,18 +22,22 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ConvNormAct, create_classifier, get_device_dtype
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import FeatureInfo, feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
 
-from .layers import Bottleneck, check_image_batch, make_stage, resize_to
+from ..published import HF_HUB_ORG, check_published
+from .layers import Bottleneck, check_count, check_image_batch, make_stage, resize_to
 
 __all__ = [
     "DDRNet",
     "DDRNetArch",
     "DualResolutionFeatures",
     "DualResolutionFeatureNet",
+    "DilationPlan",
     "MODEL_ARCHS",
+    "OUTPUT_STRIDES",
     "create_ddrnet",
 ]
 
@@ -108,15 +110,53 @@ class DualResolutionFeatures(NamedTuple):
     """High-resolution branch after the conv4 fusion (input of the auxiliary head), when asked for."""
 
 
-def high_to_low_chain(high_chs: int, low_chs: int, num_halvings: int, device=None, dtype=None) -> nn.Sequential:
-    """Stride-2 3x3 convs from the high branch down to a low branch ``2**num_halvings`` coarser.
+class DilationPlan:
+    """Strides of a branch that turn into dilations once ``output_stride`` is reached (timm's dilated ResNets).
+
+    Each :meth:`step` asks for a stride and returns ``(stride, first_dilation, dilation)``: the stride
+    to use, the dilation of the conv that would have strided and that of the convs after it.
+    """
+
+    def __init__(self, reduction: int, output_stride: Optional[int]) -> None:
+        self.reduction = reduction
+        self.dilation = 1
+        self.output_stride = output_stride
+
+    def step(self, stride: int) -> Tuple[int, int, int]:
+        first_dilation = self.dilation
+        if stride > 1 and self.output_stride is not None and self.reduction * stride > self.output_stride:
+            self.dilation *= stride
+            stride = 1
+        else:
+            self.reduction *= stride
+        return stride, first_dilation, self.dilation
+
+
+def high_to_low_chain(
+    high_chs: int, low_chs: int, num_halvings: int, output_stride: Optional[int] = None, device=None, dtype=None
+) -> nn.Sequential:
+    """Stride-2 3x3 convs from the high branch (1/8) down to a low branch ``2**num_halvings`` coarser.
 
     Widths double at each step and end at ``low_chs``; ReLU between steps, none at the end.
+    Past ``output_stride`` a step keeps the resolution and dilates instead.
     """
     chain, chs = [], high_chs
+    plan = DilationPlan(8, output_stride)
     for i in range(num_halvings):
         out = low_chs // 2 ** (num_halvings - 1 - i)
-        chain.append(ConvNormAct(chs, out, 3, stride=2, apply_act=i < num_halvings - 1, device=device, dtype=dtype))
+        stride, dilation, _ = plan.step(2)
+        chain.append(
+            ConvNormAct(
+                chs,
+                out,
+                3,
+                stride=stride,
+                dilation=dilation,
+                apply_act=i < num_halvings - 1,
+                device=device,
+                dtype=dtype,
+            )
+        )
         chs = out
     return nn.Sequential(*chain)
 
@@ -126,23 +166,39 @@ class BilateralFusion(nn.Module):
 
     High-to-low: a chain of stride-2 3x3 convs (one per halving). Low-to-high: a 1x1
     compression conv, then bilinear upsampling. Both read the pre-fusion branch outputs;
-    the ReLU of Eq. 1 is applied by the consumer of the fused maps.
+    the ReLU of Eq. 1 is applied by the consumer of the fused maps. Pruning may remove a
+    direction whose result no requested feature uses (``None``; that branch passes through).
     """
 
-    def __init__(self, high_chs: int, low_chs: int, num_halvings: int, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        high_chs: int,
+        low_chs: int,
+        num_halvings: int,
+        output_stride: Optional[int] = None,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.high_to_low = high_to_low_chain(high_chs, low_chs, num_halvings, **dd)
+        self.high_to_low = high_to_low_chain(high_chs, low_chs, num_halvings, output_stride, **dd)
         self.low_to_high = ConvNormAct(low_chs, high_chs, 1, apply_act=False, **dd)
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        fused_low = low + self.high_to_low(F.relu(high))
-        fused_high = high + resize_to(self.low_to_high(F.relu(low)), high)
+        fused_low = low
+        if self.high_to_low is not None:
+            fused_low = low + self.high_to_low(F.relu(high))
+        fused_high = high
+        if self.low_to_high is not None:
+            fused_high = high + resize_to(self.low_to_high(F.relu(low)), high)
         return fused_high, fused_low
 
 
 class BilateralStage(nn.Module):
-    """One dual-resolution stage: a ``low_res`` and a ``high_res`` stage of basic blocks, then a fusion."""
+    """One dual-resolution stage: a ``low_res`` and a ``high_res`` stage of basic blocks, then a fusion.
+
+    ``low_plan`` (a :class:`DilationPlan`) places the low branch: its stride or dilation.
+    """
 
     def __init__(
         self,
@@ -152,20 +208,42 @@ class BilateralStage(nn.Module):
         depth: int,
         low_stride: int,
         low_reduction: int,
+        low_plan: Optional[DilationPlan] = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.low_res = make_stage(low_in, low_out, depth, stride=low_stride, **dd)
+        low_plan = low_plan or DilationPlan(low_reduction // low_stride, None)
+        output_stride = low_plan.output_stride
+        stride, first_dilation, dilation = low_plan.step(low_stride)
+        self.low_res = make_stage(
+            low_in, low_out, depth, stride=stride, dilation=dilation, first_dilation=first_dilation, **dd
+        )
         self.high_res = make_stage(high_chs, high_chs, depth, **dd)
         num_halvings = (low_reduction // 8).bit_length() - 1
-        self.bilateral_fusion = BilateralFusion(high_chs, low_out, num_halvings, **dd)
+        self.bilateral_fusion = BilateralFusion(high_chs, low_out, num_halvings, output_stride, **dd)
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Both branches (inputs before their ReLU) through their blocks, then fused."""
+        low = self.low_res(F.relu(low))
+        high = self.high_res(F.relu(high))
+        return self.bilateral_fusion(high, low)
 
 
 # Order in which the five pyramid levels are computed (the high branch's 1/8 output comes last
 # but one, after conv5_1): used for early stopping and pruning.
 _LEVEL_ORDER = (0, 1, 3, 2, 4)
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _position(level: int) -> int:
+    """Position of pyramid level ``level`` in the order of computation (a loop, for TorchScript)."""
+    order: List[int] = [0, 1, 3, 2, 4]  # _LEVEL_ORDER as a list literal
+    for i, computed in enumerate(order):
+        if computed == level:
+            return i
+    return len(order) - 1
 
 
 class DDRNet(nn.Module):
@@ -181,6 +259,11 @@ class DDRNet(nn.Module):
             does: the low-resolution bottleneck has stride 2 (features at 1/64, the input of
             DAPPM) and neither bottleneck ends with ReLU. Weights have the same shapes in
             both modes. The classifier (conv5_2) cannot run in this mode.
+        output_stride: deepest stride of the low-resolution branch, 8, 16 or 32 (as timm's
+            dilated CNNs; default: no dilation, 1/32, or 1/64 in segmentation mode). Strides
+            past it become dilations; weights are unchanged and ``feature_info`` follows.
+        check_finite: refuse inputs with NaN or Inf in eager mode (costs a device sync per
+            forward; skipped under scripting, tracing and compiling). ``False`` skips it.
     """
 
     def __init__(
@@ -191,6 +274,8 @@ class DDRNet(nn.Module):
         global_pool: str = "avg",
         drop_rate: float = 0.0,
         segmentation_mode: bool = False,
+        output_stride: Optional[int] = None,
+        check_finite: bool = True,
         device=None,
         dtype=None,
     ) -> None:
@@ -198,11 +283,20 @@ class DDRNet(nn.Module):
         dd = {"device": device, "dtype": dtype}
         if not isinstance(arch, DDRNetArch):
             raise TypeError(f"arch must be a DDRNetArch, got {type(arch).__name__}")
+        num_classes = check_count("num_classes", num_classes, 0)
+        in_chans = check_count("in_chans", in_chans, 1)
+        if output_stride is not None and output_stride not in OUTPUT_STRIDES:
+            raise ValueError(
+                f"output_stride must be one of {OUTPUT_STRIDES} (or None for the undilated network), "
+                f"got {output_stride!r}"
+            )
         self.arch = arch
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.segmentation_mode = segmentation_mode
+        self.output_stride = output_stride
+        self.check_finite = bool(check_finite)
         self.grad_checkpointing = False
         c, hc = arch.width, arch.high_width
 
@@ -213,22 +307,27 @@ class DDRNet(nn.Module):
         self.stage2 = make_stage(c, c, arch.depths[0], **dd)
         self.stage3 = make_stage(c, hc, arch.depths[1], stride=2, **dd)
 
+        low_plan = DilationPlan(8, output_stride)  # the low branch leaves stage3 at 1/8
         stages = []
         conv4_depth = arch.depths[2] // arch.conv4_fusions
         for k in range(arch.conv4_fusions):
-            stages.append(BilateralStage(hc if k == 0 else 4 * c, 4 * c, hc, conv4_depth, 2 if k == 0 else 1, 16, **dd))
+            stages.append(
+                BilateralStage(hc if k == 0 else 4 * c, 4 * c, hc, conv4_depth, 2 if k == 0 else 1, 16, low_plan, **dd)
+            )
         self.num_conv4_stages = arch.conv4_fusions
-        stages.append(BilateralStage(4 * c, 8 * c, hc, arch.depths[3], 2, 32, **dd))
+        conv4_reduction = low_plan.reduction
+        stages.append(BilateralStage(4 * c, 8 * c, hc, arch.depths[3], 2, 32, low_plan, **dd))
         self.bilateral_stages = nn.ModuleList(stages)
 
         bottleneck_act = not segmentation_mode
         self.high_res_bottleneck = Bottleneck(hc, hc, final_act=bottleneck_act, **dd)
+        stride, dilation, _ = low_plan.step(2 if segmentation_mode else 1)
         self.low_res_bottleneck = Bottleneck(
-            8 * c, 8 * c, stride=2 if segmentation_mode else 1, final_act=bottleneck_act, **dd
+            8 * c, 8 * c, stride=stride, dilation=dilation, final_act=bottleneck_act, **dd
         )
-        self.low_res_reduction = 64 if segmentation_mode else 32
+        self.low_res_reduction = low_plan.reduction
         # conv5_2: high-to-low fusion into the 1/32 branch, then a 1x1 conv to head_width
-        self.final_fusion = high_to_low_chain(arch.high_out_width, arch.low_out_width, 2, **dd)
+        self.final_fusion = high_to_low_chain(arch.high_out_width, arch.low_out_width, 2, output_stride, **dd)
         self.conv_head = ConvNormAct(arch.low_out_width, arch.head_width, 1, **dd)
         self.num_features = self.head_hidden_size = arch.head_width
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
@@ -238,7 +337,12 @@ class DDRNet(nn.Module):
             dict(num_chs=c, reduction=2, module="stem.0", branch="stem"),
             dict(num_chs=c, reduction=4, module="stage2", branch="stem"),
             dict(num_chs=arch.high_out_width, reduction=8, module="high_res_bottleneck", branch="high_res"),
-            dict(num_chs=4 * c, reduction=16, module=f"bilateral_stages.{self.num_conv4_stages - 1}", branch="low_res"),
+            dict(
+                num_chs=4 * c,
+                reduction=conv4_reduction,
+                module=f"bilateral_stages.{self.num_conv4_stages - 1}",
+                branch="low_res",
+            ),
             dict(
                 num_chs=arch.low_out_width,
                 reduction=self.low_res_reduction,
@@ -246,7 +350,8 @@ class DDRNet(nn.Module):
                 branch="low_res",
             ),
         ]
-        self._pruned_after: Optional[int] = None  # pyramid level after which the network was pruned
+        self._pruned_after = None  # pyramid level after which the network was pruned (an int), None: complete
+        self._pruned_to_dual = False  # prune_to_dual: forward_dual only
         self.init_weights()
 
     # ------------------------------------------------------------------ init / timm API
@@ -285,90 +390,121 @@ class DDRNet(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier with one for ``num_classes`` outputs (0 removes it)."""
+        """Replace the classifier with one for ``num_classes`` outputs (0 removes it).
+
+        The new modules take the model's device, dtype and train/eval mode.
+        """
+        num_classes = check_count("num_classes", num_classes, 0)
         dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is None:
             global_pool = self.global_pool.pool_type
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self.global_pool.train(self.training)
+        self.fc.train(self.training)
 
     @property
     def min_input_size(self) -> int:
         """Smallest accepted input height/width: one pixel at the deepest stride."""
-        return self.low_res_reduction
+        return max(self.low_res_reduction, 8)
 
     # ------------------------------------------------------------------ forward
-    def _run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            return checkpoint(module, x)
-        return module(x)
+    @torch.jit.unused
+    def _check_input(self, x: torch.Tensor) -> None:
+        check_image_batch(x, self.in_chans, self.min_input_size, check_finite=self.check_finite)
 
-    def _fuse(self, stage: BilateralStage, high: torch.Tensor, low: torch.Tensor):
-        low = self._run(stage.low_res, F.relu(low))
-        high = self._run(stage.high_res, F.relu(high))
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            return checkpoint(stage.bilateral_fusion, high, low)
-        return stage.bilateral_fusion(high, low)
+    def _forward_levels(
+        self, x: torch.Tensor, take: List[int], stop: int
+    ) -> Tuple[Dict[int, torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Run the network up to position ``stop`` of ``_LEVEL_ORDER``, collecting the levels in ``take``.
 
-    def _forward_levels(self, x: torch.Tensor, take: Sequence[int], stop_early: bool, want_dual: bool):
-        """Run the network, collecting the requested pyramid levels (post-ReLU).
-
-        Returns ``(levels, high, low, aux)`` where ``high``/``low`` are the branch outputs
-        after the bottlenecks (pre-activation) and ``aux`` the high branch after conv4.
+        Levels are after ReLU. Returns ``(levels, high, low, aux)`` where ``high``/``low`` are the
+        branch outputs after the bottlenecks (pre-activation; ``stop >= 3``) and ``aux`` the high
+        branch after conv4 (``stop >= 2``).
         """
-        check_image_batch(x, self.in_chans, self.min_input_size)
+        if not torch.jit.is_scripting():
+            self._check_input(x)
         levels: Dict[int, torch.Tensor] = {}
-        remaining = set(take)
-
-        def tap(idx: int, t: torch.Tensor) -> bool:
-            if idx in remaining:
-                levels[idx] = t
-                remaining.discard(idx)
-            return stop_early and not remaining and not want_dual
-
         s = self.stem[0](x)
-        if tap(0, s):
+        if 0 in take:
+            levels[0] = s
+        if stop == 0:
             return levels, None, None, None
-        s = self._run(self.stage2, self.stem[1](s))
-        if tap(1, F.relu(s)):
+        s = self.stem[1](s)
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            s = checkpoint(self.stage2, s)
+        else:
+            s = self.stage2(s)
+        if 1 in take:
+            levels[1] = F.relu(s)
+        if stop == 1:
             return levels, None, None, None
-        low = high = self._run(self.stage3, F.relu(s))
-        aux = None
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            high = checkpoint(self.stage3, F.relu(s))
+        else:
+            high = self.stage3(F.relu(s))
+        low = high
+        aux: Optional[torch.Tensor] = None
         for k, stage in enumerate(self.bilateral_stages):
-            high, low = self._fuse(stage, high, low)
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                high, low = checkpoint(stage, high, low)
+            else:
+                high, low = stage(high, low)
             if k == self.num_conv4_stages - 1:
                 aux = high
-                if tap(3, F.relu(low)):
-                    return levels, None, None, aux
-        high = self._run(self.high_res_bottleneck, F.relu(high))
-        low = self._run(self.low_res_bottleneck, F.relu(low))
-        if tap(2, F.relu(high)):
-            return levels, high, low, aux
-        if 4 in remaining:
+                if 3 in take:
+                    levels[3] = F.relu(low)
+        if stop == 2:
+            return levels, None, None, aux
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            high = checkpoint(self.high_res_bottleneck, F.relu(high))
+            low = checkpoint(self.low_res_bottleneck, F.relu(low))
+        else:
+            high = self.high_res_bottleneck(F.relu(high))
+            low = self.low_res_bottleneck(F.relu(low))
+        if 2 in take:
+            levels[2] = F.relu(high)
+        if 4 in take:
             if self.segmentation_mode:
                 levels[4] = F.relu(low)
+            elif self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                levels[4] = F.relu(low + checkpoint(self.final_fusion, F.relu(high)))
             else:
-                levels[4] = F.relu(low + self._run(self.final_fusion, F.relu(high)))
+                levels[4] = F.relu(low + self.final_fusion(F.relu(high)))
         return levels, high, low, aux
 
     def forward_dual(self, x: torch.Tensor, return_aux: bool = False) -> DualResolutionFeatures:
         """The two branches after their bottlenecks, as the segmentation model consumes them."""
-        _, high, low, aux = self._forward_levels(x, (), stop_early=False, want_dual=True)
-        return DualResolutionFeatures(high, low, aux if return_aux else None)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Classification features: conv5_2 output (``head_width`` channels at 1/32)."""
-        if self.segmentation_mode:
-            raise RuntimeError(
-                "forward_features/forward run the ImageNet classifier, which does not exist in "
-                "segmentation_mode (the low branch is at 1/64); use forward_dual or forward_intermediates"
-            )
-        if self._pruned_after is not None and self._pruned_after < 4:
+        if not torch.jit.is_scripting() and self._pruned_after is not None and not self._pruned_to_dual:
             raise RuntimeError(
                 f"this model was pruned to pyramid levels up to {self._pruned_after}; use forward_intermediates"
             )
-        levels, _, _, _ = self._forward_levels(x, (4,), stop_early=False, want_dual=False)
-        return self._run(self.conv_head, levels[4])
+        _, high, low, aux = self._forward_levels(x, [], 3)
+        assert high is not None and low is not None
+        return DualResolutionFeatures(high, low, aux if return_aux else None)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Classification features: conv5_2 output (``head_width`` channels at 1/32).
+
+        After :meth:`prune_intermediate_layers`, the features end at the last kept pyramid level.
+        """
+        if not torch.jit.is_scripting():
+            if self.segmentation_mode:
+                raise RuntimeError(
+                    "forward_features/forward run the ImageNet classifier, which does not exist in "
+                    "segmentation_mode (the low branch is at 1/64); use forward_dual or forward_intermediates"
+                )
+            if self._pruned_to_dual:
+                raise RuntimeError("this backbone was pruned to forward_dual (prune_to_dual); use forward_dual")
+        level = 4
+        pruned = self._pruned_after
+        if pruned is not None:
+            level = pruned
+        levels, _, _, _ = self._forward_levels(x, [level], 4 if level == 4 else _position(level))
+        x = levels[level]
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            return checkpoint(self.conv_head, x)
+        return self.conv_head(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global pool, dropout and the linear classifier."""
@@ -398,16 +534,24 @@ class DDRNet(nn.Module):
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take_indices, _ = _take_indices(indices)
-        if not intermediates_only and self.segmentation_mode:
+        if not intermediates_only and (self.segmentation_mode or self._pruned_to_dual):
             raise RuntimeError(
-                "final classification features do not exist in segmentation_mode; pass intermediates_only=True"
+                "final classification features do not exist in segmentation_mode or after prune_to_dual; "
+                "pass intermediates_only=True"
             )
         want = take_indices if intermediates_only else sorted(set(take_indices) | {4})
-        levels, _, _, _ = self._forward_levels(x, want, stop_early=stop_early and intermediates_only, want_dual=False)
+        last = max(_position(i) for i in want)
+        if self._pruned_after is not None and last > _position(self._pruned_after):
+            raise ValueError(
+                f"this model was pruned to pyramid levels up to {self._pruned_after}; indices {take_indices} "
+                "ask for later levels"
+            )
+        stop = last if stop_early or self._pruned_after is not None else 4
+        levels, _, _, _ = self._forward_levels(x, want, stop)
         intermediates = [levels[i] for i in take_indices]
         if intermediates_only:
             return intermediates
-        return self._run(self.conv_head, levels[4]), intermediates
+        return self.conv_head(levels[4]), intermediates
 
     def prune_to_dual(self) -> None:
         """Remove conv5_2 (final fusion, conv head, classifier): what ``forward_dual`` does not use."""
@@ -415,6 +559,7 @@ class DDRNet(nn.Module):
         self.conv_head = nn.Identity()
         self.num_features = self.head_hidden_size = self.arch.low_out_width
         self._pruned_after = 2
+        self._pruned_to_dual = True
         self.reset_classifier(0, "")
 
     def prune_intermediate_layers(
@@ -423,27 +568,38 @@ class DDRNet(nn.Module):
         prune_norm: bool = False,
         prune_head: bool = True,
     ) -> List[int]:
-        """Remove what the requested pyramid levels do not need; returns the absolute indices."""
+        """Remove what the requested pyramid levels do not need; returns the absolute indices.
+
+        With ``prune_head=False`` (and the last level) conv5_2's head and the classifier stay and
+        the output is unchanged; otherwise ``forward_features`` ends at the last kept level.
+        """
         take_indices, _ = _take_indices(indices)
-        last = max(_LEVEL_ORDER.index(i) for i in take_indices)
-        last_level = _LEVEL_ORDER[last]
-        if last_level != 4:
+        last_level = max(take_indices, key=_position)
+        last = _position(last_level)
+        if self._pruned_after is not None and last > _position(self._pruned_after):
+            raise ValueError(f"this model was already pruned to pyramid levels up to {self._pruned_after}")
+        if last < _position(4):
             self.final_fusion = nn.Sequential()
-        if 4 not in take_indices:
             self.low_res_bottleneck = nn.Identity()
-        if last < _LEVEL_ORDER.index(2):  # levels 0, 1, 3 only: no bottlenecks
+        if last == _position(2):  # the last fused low branch feeds nothing kept
+            self.bilateral_stages[-1].bilateral_fusion.high_to_low = None
+        if last < _position(2):  # levels 0, 1, 3: no bottlenecks, nothing after conv4
             self.high_res_bottleneck = nn.Identity()
-        if last < _LEVEL_ORDER.index(3):  # levels 0, 1: no dual-resolution part
+            del self.bilateral_stages[self.num_conv4_stages :]
+        if last == _position(3) and len(self.bilateral_stages):
+            self.bilateral_stages[-1].bilateral_fusion.low_to_high = None
+        if last < _position(3):  # levels 0, 1: no dual-resolution part
             del self.bilateral_stages[:]
             self.stage3 = nn.Sequential()
         if last == 0:
             self.stage2 = nn.Sequential()
             self.stem[1] = nn.Identity()
-        # conv_head and classifier are only reachable through forward_features
-        self.conv_head = nn.Identity()
-        self.num_features = self.head_hidden_size = self.feature_info[last_level]["num_chs"]
+        if prune_head or last_level != 4:
+            # conv5_2's head and the classifier read level 4 only
+            self.conv_head = nn.Identity()
+            self.num_features = self.head_hidden_size = self.feature_info[last_level]["num_chs"]
+            self.reset_classifier(0, "")
         self._pruned_after = last_level
-        self.reset_classifier(0, "")
         return take_indices
 
 
@@ -491,7 +647,25 @@ def _checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     return checkpoint_filter_fn(state_dict, model)
 
 
+def _check_pretrained_published(variant: str, kwargs: dict) -> None:
+    """Fail fast when ``pretrained=True`` would download unpublished ddrnet_zoo weights."""
+    overlay = kwargs.get("pretrained_cfg_overlay")
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"), pretrained_cfg_overlay=overlay)
+    cfg = cfg.to_dict()
+    if cfg.get("state_dict") or cfg.get("file") or cfg.get("source") == "local-dir" or not cfg.get("hf_hub_id"):
+        return
+    check_published(
+        cfg["hf_hub_id"],
+        "timm.create_model('local-dir:{folder}', pretrained=True) (or pass the original file directly: "
+        f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))); "
+        "or pass pretrained=False (pretrained_backbone=False for create_segmentation_model)",
+        cache_dir=kwargs.get("cache_dir"),
+    )
+
+
 def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
+    if pretrained:
+        _check_pretrained_published(variant, kwargs)
     arch = kwargs.pop("arch", None) or MODEL_ARCHS[variant]
     if isinstance(arch, dict):  # model_args of a Hub config.json (custom widths)
         arch = DDRNetArch(**{k: tuple(v) if k == "depths" else v for k, v in arch.items()})
@@ -517,9 +691,6 @@ def create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module
     if variant not in MODEL_ARCHS:
         raise ValueError(f"unknown DDRNet variant {variant!r}; available: {', '.join(MODEL_ARCHS)}")
     return _create_ddrnet(variant, pretrained, **kwargs)
-
-
-HF_HUB_ORG = "ddrnet-zoo"
 
 
 def _cfg(**kwargs) -> dict:
