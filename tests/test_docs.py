@@ -362,6 +362,10 @@ def check_command(argv: List[str], what: str) -> str:
             return check_cli(PYTHON_M_MODULES[args[1]], args[2:], what)
         if args and re.fullmatch(r"scripts/\w+\.py", args[0]):
             return check_script(args[0], args[1:], what)
+        if args and re.fullmatch(r"tests/[\w/]+\.py", args[0]):  # test runners (their arguments go to pytest)
+            if not (REPO / args[0]).is_file():
+                raise DocError(f"{what}: {args[0]} does not exist")
+            return ""
         raise DocError(f"{what}: unknown Python command")
     if prog == "torchrun":
         from torch.distributed.run import get_args_parser
