@@ -14,11 +14,18 @@ import re
 import sys
 from typing import Callable, Tuple, Type
 
-__all__ = ["DDRNetError", "OutputPathError", "user_message", "run_cli"]
+__all__ = ["DDRNetError", "InputError", "OutputPathError", "user_message", "run_cli"]
 
 
 class DDRNetError(Exception):
     """Base class of the errors caused by input, files or settings (what the CLIs report in one line)."""
+
+
+class InputError(DDRNetError, ValueError, TypeError):
+    """A tensor or argument given to a model or function is of the wrong shape, type or value.
+
+    It is both a ``ValueError`` and a ``TypeError``, so code written against either still catches it.
+    """
 
 
 class OutputPathError(DDRNetError, OSError):
