@@ -1,7 +1,9 @@
 """ddrnet_zoo: DDRNet for timm — backbones, segmentation models, weights, training and deployment."""
 
+from ._version import __version__
 from .convert import load_checkpoint_any
 from .hub import from_pretrained, push_to_hub, save_pretrained
+from .loading import load_model
 from .models import (
     MODEL_ARCHS,
     DDRNet,
@@ -13,8 +15,6 @@ from .models import (
     create_segmentation_model,
     create_segmentation_model_from_config,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MODEL_ARCHS",
@@ -28,6 +28,7 @@ __all__ = [
     "create_segmentation_model_from_config",
     "from_pretrained",
     "load_checkpoint_any",
+    "load_model",
     "push_to_hub",
     "save_pretrained",
     "__version__",

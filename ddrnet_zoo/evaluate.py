@@ -37,7 +37,7 @@ from .engine.config import (
     parse_override_args,
 )
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
-from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, load_model_weights
+from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_weights
 from .errors import run_cli
 from .inference.tta import PAPER_SCALES
 from .io import (
@@ -49,8 +49,9 @@ from .io import (
     state_dict_from,
     torch_load_safe,
 )
+from .loading import load_model, model_from_train_state
 from .metrics import format_metrics_table, to_jsonable
-from .models import DDRNetSegmentation, SegmentationConfig, create_segmentation_model_from_config
+from .models import DDRNetSegmentation, SegmentationConfig
 from .text import plural
 
 __all__ = ["build_parser", "load_for_eval", "main"]
@@ -90,19 +91,17 @@ def load_for_eval(
     if checkpoint.is_dir():
         if not (checkpoint / CONFIG_NAME).is_file():
             raise CheckpointError(f"{checkpoint}: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME}")
-        model, mcfg = load_model_dir(checkpoint)
-        recipe = (mcfg.metadata.get("training") or {}).get("recipe")
-        return model, _data_config(config, overrides, recipe, mcfg)
+        model = load_model(checkpoint)
+        recipe = (model.config.metadata.get("training") or {}).get("recipe")
+        return model, _data_config(config, overrides, recipe, model.config)
     if not checkpoint.is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     weights = None
     if checkpoint.suffix in (".pt", ".pth", ".bin"):
         state = torch_load_safe(checkpoint)
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-            mcfg = SegmentationConfig.from_dict(state["model_config"])
-            model = create_segmentation_model_from_config(mcfg)
-            load_model_weights(model, state["model"], str(checkpoint))
-            return model, _data_config(config, overrides, state["config"], mcfg)
+            model = model_from_train_state(state, str(checkpoint))  # load_model's loader for training checkpoints
+            return model, _data_config(config, overrides, state["config"], model.config)
         weights = state_dict_from(state, checkpoint)  # read once: a bare weights file
     # a bare weights file: the config describes the model
     if config is None:

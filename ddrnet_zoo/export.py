@@ -31,6 +31,7 @@ from .inference.export import (
 )
 from .inference.predict import load_segmentation_model
 from .io import check_output_file
+from .models import create_segmentation_model
 from .text import plural
 
 __all__ = ["build_parser", "main"]
@@ -96,8 +97,6 @@ def _load(args: argparse.Namespace):
             raise ValueError("--random-init builds an untrained model; do not pass --model with it")
         if not args.model_name or not args.num_classes:
             raise ValueError("--random-init needs --architecture and --num-classes")
-        from .models import create_segmentation_model
-
         return create_segmentation_model(args.model_name, num_classes=args.num_classes).eval()
     if not args.model:
         raise ValueError("pass --model (Hub id, Hub folder or checkpoint), or --random-init with --architecture")

@@ -13,12 +13,14 @@ counts zero instead.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
+import timm
 from torch import nn
+
+from .models import create_segmentation_model
+from .models.counting import count_flops, count_params
 
 __all__ = [
     "PAPER_COMPLEXITY",
@@ -42,40 +44,6 @@ PAPER_COMPLEXITY: Dict[Tuple[str, str], Tuple[Tuple[int, int], float, float]] = 
     ("VII", "ddrnet39_1_5x"): ((1024, 1024), 70.2, 303.0),
 }
 TASK_OF_TABLE = {"III": "classification", "V": "segmentation", "VII": "segmentation"}
-
-
-def _zero_flops(inputs, outputs) -> int:
-    return 0
-
-
-def count_params(model: nn.Module, exclude_norm: bool = False) -> int:
-    """Number of parameters; with ``exclude_norm``, only those outside normalisation layers."""
-    if not exclude_norm:
-        return sum(p.numel() for p in model.parameters())
-    total = 0
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            continue
-        total += sum(p.numel() for p in module.parameters(recurse=False))
-    return total
-
-
-def count_flops(model: nn.Module, input_size: Sequence[int], exclude_norm: bool = False) -> int:
-    """fvcore FLOPs (multiply-adds) of one forward pass in eval mode at ``input_size`` (N, C, H, W)."""
-    from fvcore.nn import FlopCountAnalysis
-
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros(tuple(input_size))
-        analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        if exclude_norm:
-            analysis.set_op_handle("aten::batch_norm", _zero_flops)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python bool conversions
-            return int(analysis.total())
-    finally:
-        model.train(was_training)
 
 
 @dataclass
@@ -108,12 +76,8 @@ class ComplexityRow:
 def build_for_counting(model_name: str, task: str, **kwargs) -> nn.Module:
     """The model as the paper counts it (segmentation: no auxiliary head, 1/8 logits)."""
     if task == "classification":
-        import timm
-
         return timm.create_model(model_name, **kwargs)
     if task == "segmentation":
-        from .models import create_segmentation_model
-
         kwargs.setdefault("num_classes", 19)
         return create_segmentation_model(model_name, aux_head=False, upsample_logits=False, **kwargs)
     raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")

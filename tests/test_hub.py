@@ -197,7 +197,7 @@ def test_atomic_save_leaves_existing_folder_intact(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("ddrnet_zoo.hub.build_model_card", fail)
+    monkeypatch.setattr("ddrnet_zoo.models.segmentation.build_model_card", fail)
     with pytest.raises(RuntimeError, match="interrupted"):
         save_pretrained(tiny_seg_model(num_classes=5), folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

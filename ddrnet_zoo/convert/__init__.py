@@ -2,11 +2,13 @@
 
 * :func:`convert_checkpoint` / :func:`convert_state_dict`: any layout (ours, original release,
   MMSegmentation; auto-detected, variant inferred from shapes) -> ours, strictly.
-* :func:`load_checkpoint_any`: a ready model from a file of any layout, a Hub folder or a Hub id.
+* :func:`load_checkpoint_any`: same as :func:`ddrnet_zoo.load_model` (a file of any layout, a Hub folder or id).
 * :func:`export_state_dict` / :func:`to_original_state_dict` / :func:`to_mmseg_state_dict`: ours -> theirs.
 * Command line: ``ddrnet-convert SRC DST`` (``python -m ddrnet_zoo.convert``).
 """
 
+# ddrnet_zoo.loading (same layer) builds on .core; the package facade imports this package first
+from ..loading import load_checkpoint_any
 from .core import (
     EXPORT_LAYOUTS,
     ConvertedCheckpoint,
@@ -14,7 +16,6 @@ from .core import (
     convert_checkpoint,
     convert_state_dict,
     export_state_dict,
-    load_checkpoint_any,
     load_state_dict_strict,
 )
 from .detect import LAYOUTS, CheckpointContents, ModelSpec, detect_layout, infer_model_spec, read_checkpoint

@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import List, Optional
 
 import torch
+from safetensors.torch import save_file
 
+from ..data.meta import get_dataset_info
 from ..errors import run_cli
+from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ..io import CheckpointError, atomic_save
+from ..loading import load_model
+from ..models import DDRNetSegmentation
 from ..text import plural
+from .core import convert_checkpoint, export_state_dict
 
 DESCRIPTION = """\
 Convert a DDRNet checkpoint of any supported layout and write it in another.
@@ -84,8 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _apply_overrides(config, dataset: Optional[str], train_size, upsample_logits: Optional[bool]):
-    from ..data.meta import get_dataset_info
-
     fields = {} if upsample_logits is None else {"upsample_logits": upsample_logits}
     if train_size:
         fields["train_size"] = tuple(train_size)
@@ -106,8 +110,6 @@ def _apply_overrides(config, dataset: Optional[str], train_size, upsample_logits
 
 def _save_state_dict(state_dict, dst: Path) -> None:
     if dst.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
         tensors = {k: v.contiguous() for k, v in state_dict.items()}
         atomic_save(dst, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
     else:
@@ -122,8 +124,6 @@ def _is_weights_file(dst: Path) -> bool:
 
 
 def _check_destination(dst: Path, layout: str, force: bool) -> None:
-    from ..hub import CONFIG_NAME, WEIGHTS_NAME
-
     if layout == "ours" and not _is_weights_file(dst):
         if dst.exists() and not dst.is_dir():
             raise FileExistsError(f"{dst} is a file; --to ours writes a folder")
@@ -138,10 +138,6 @@ def _check_destination(dst: Path, layout: str, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-    from ..models import DDRNetSegmentation
-    from .core import convert_checkpoint, export_state_dict, load_checkpoint_any
-
     if args.dst is None and not args.check:
         raise ValueError("give DST (output folder or file), or --check to only convert in memory")
     dst = Path(args.dst) if args.dst is not None else None
@@ -164,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.layout not in ("auto", "ours"):
             raise ValueError(f"{src}: a Hub folder or id is in our layout, not {args.layout!r}")
-        model = load_checkpoint_any(args.src, model_name=args.model, num_classes=args.num_classes)
+        model = load_model(args.src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):
             model.config = _apply_overrides(model.config, args.dataset, args.train_size, args.upsample_logits)
             model.upsample_logits = model.config.upsample_logits

@@ -1,5 +1,8 @@
 """Convert any supported checkpoint to ddrnet_zoo's layout (and back), strictly.
 
+The strict loader (:func:`load_state_dict_strict`) and the timm pretrained filter
+(:func:`checkpoint_filter_fn`) live in :mod:`ddrnet_zoo.models` and are re-exported here.
+
 Every source tensor is mapped or explicitly ignored (only ``loss.criterion.weight`` of the
 original training wrapper; ``num_batches_tracked`` is taken when present and zero-filled when
 absent); missing or unexpected keys and shape mismatches raise a
@@ -9,7 +12,6 @@ absent); missing or unexpected keys and shape mismatches raise a
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -17,21 +19,19 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from ..data.meta import get_dataset_info
 from ..io import CheckpointError
+from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
+from ..models import DDRNetSegmentation, ModelSpec, SegmentationConfig, infer_model_spec, load_state_dict_strict
+from ..models.ddrnet import arch_dict, checkpoint_filter_fn
 from ..text import plural
-from .detect import (
-    ModelSpec,
-    detect_layout,
-    infer_model_spec,
-    read_checkpoint,
-    unwrap_state_dict,
-)
+from .mmseg import mmseg_key_map, to_mmseg_state_dict
+from .original import original_key_map, to_original_state_dict
 
 __all__ = [
     "ConvertedCheckpoint",
     "convert_state_dict",
     "convert_checkpoint",
-    "load_checkpoint_any",
     "load_state_dict_strict",
     "export_state_dict",
     "checkpoint_filter_fn",
@@ -41,9 +41,6 @@ __all__ = [
 EXPORT_LAYOUTS = ("ours", "original", "mmseg")
 
 PathLike = Union[str, Path]
-
-_CLASSIFIER_KEYS = ("fc.weight", "fc.bias", "head.classifier.conv.weight", "head.classifier.conv.bias")
-_AUX_CLASSIFIER_KEYS = ("aux_head.classifier.conv.weight", "aux_head.classifier.conv.bias")
 
 
 def _listing(items: Sequence[Any], limit: int = 12) -> str:
@@ -83,12 +80,13 @@ class ConvertedCheckpoint:
         return iter((self.state_dict, self.config))
 
     def create_model(self, map_location: Union[str, torch.device] = "cpu") -> nn.Module:
-        """The model with these weights, in eval mode (built on the meta device, then given the tensors)."""
-        from ..models import create_segmentation_model_from_config
+        """The model with these weights, in eval mode (built on the meta device, then given the tensors).
 
+        The strict loader is :func:`ddrnet_zoo.models.load_state_dict_strict`, the one every loader uses.
+        """
         with torch.device("meta"):
             if self.config is not None:
-                model = create_segmentation_model_from_config(self.config)
+                model = DDRNetSegmentation.from_config(self.config)
             else:
                 model = self.spec.build()
         state = {k: v.to(map_location) for k, v in self.state_dict.items()}
@@ -115,95 +113,6 @@ class ConvertedCheckpoint:
         if self.placeholder_globals:
             lines.append(f"placeholders:  {_listing(self.placeholder_globals)} (metadata objects, not executed)")
         return "\n".join(lines)
-
-
-def _model_description(model: nn.Module) -> str:
-    from ..models import DDRNet, DDRNetSegmentation
-
-    if isinstance(model, DDRNetSegmentation):
-        cfg = getattr(model, "config", None)
-        name = cfg.architecture if cfg is not None else "DDRNet"
-        return f"{name} segmentation model"
-    if isinstance(model, DDRNet):
-        name = getattr(model, "pretrained_cfg", {}).get("architecture", "DDRNet")
-        return f"{name} classifier"
-    return type(model).__name__
-
-
-def load_state_dict_strict(
-    model: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    source: str = "<state dict>",
-    strict: bool = True,
-    assign: bool = False,
-) -> None:
-    """Load ``state_dict`` into ``model``; any missing/unexpected key or shape mismatch is a clear error.
-
-    The error names ``source`` (the file) and lists the keys, says when only the class count
-    differs, and which variant the weights look like when the widths differ. Floating-point
-    tensors are cast to the model's dtype. ``strict=False`` still refuses shape mismatches.
-    """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        (k, tuple(state_dict[k].shape), tuple(expected[k].shape))
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
-    if mismatched or (strict and (missing or unexpected)):
-        what = _model_description(model)
-        problems = []
-        keys = {k for k, _, _ in mismatched}
-        cls_keys = keys & set(_CLASSIFIER_KEYS + _AUX_CLASSIFIER_KEYS)
-        if cls_keys and keys == cls_keys and not missing and not unexpected:
-            k, got, want = next(m for m in mismatched if m[0] in cls_keys)
-            raise CheckpointError(
-                f"{source}: wrong class count: the checkpoint has {got[0]} classes, the {what} has {want[0]} "
-                f"({k}: {got} vs {want}). Build the model with num_classes={got[0]}, or fine-tune a new head "
-                "from the backbone weights."
-            )
-        if mismatched:
-            problems.append(
-                "shape mismatches (checkpoint vs model): "
-                + _listing([f"{k} {tuple(a)} vs {tuple(b)}" for k, a, b in mismatched], 6)
-            )
-        if missing:
-            problems.append(f"missing keys: {_listing(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_listing(unexpected)}")
-        hint = ""
-        if mismatched:
-            try:
-                spec = infer_model_spec(state_dict, "ours", name=source)
-                a = spec.arch
-                hint = (
-                    f" The weights are those of a {spec.architecture}{'' if spec.is_registered else ' (custom)'} "
-                    f"(width {a.width}, depths {list(a.depths)}, {spec.num_classes} classes): a checkpoint for "
-                    "another variant."
-                )
-            except Exception:
-                hint = " The checkpoint is for another variant."
-        elif missing and all(k.startswith("aux_head.") for k in missing) and not unexpected:
-            hint = " The checkpoint has no auxiliary head: build the model with aux_head=False."
-        elif unexpected and all(k.startswith("aux_head.") for k in unexpected) and not missing:
-            hint = " The checkpoint has an auxiliary head: build the model with aux_head=True."
-        raise CheckpointError(f"{source}: does not match the {what}: " + "; ".join(problems) + "." + hint)
-    if missing or unexpected:
-        warnings.warn(
-            f"{source}: loaded non-strictly; missing {_listing(missing)}; unexpected {_listing(unexpected)}",
-            stacklevel=2,
-        )
-    state = {}
-    for k, v in state_dict.items():
-        if k not in expected:
-            continue
-        if v.is_floating_point() and expected[k].is_floating_point():
-            v = v.to(expected[k].dtype)
-        # assign: own, freshly allocated (aligned) memory; weights read from a file can sit at unaligned
-        # offsets of its buffer, which changes CPU kernels' rounding and speed
-        state[k] = v.clone(memory_format=torch.contiguous_format) if assign else v
-    model.load_state_dict(state, strict=strict, assign=assign)
 
 
 def _rename(
@@ -248,12 +157,8 @@ def _key_map(model: nn.Module, layout: str) -> Dict[str, Optional[str]]:
     if layout == "ours":
         return {k: k for k in model.state_dict()}
     if layout == "original":
-        from .original import original_key_map
-
         return original_key_map(model)
     if layout == "mmseg":
-        from .mmseg import mmseg_key_map
-
         return mmseg_key_map(model)
     raise ValueError(f"unknown layout {layout!r}; known: {', '.join(EXPORT_LAYOUTS)}")
 
@@ -261,10 +166,6 @@ def _key_map(model: nn.Module, layout: str) -> Dict[str, Optional[str]]:
 def _segmentation_config(
     spec: ModelSpec, dataset: Optional[str], upsample_logits: bool, extra: Dict[str, Any], name: str
 ):
-    from ..data.meta import get_dataset_info
-    from ..models import SegmentationConfig
-    from ..models.ddrnet import arch_dict
-
     fields: Dict[str, Any] = dict(
         architecture=spec.architecture,
         arch=None if spec.is_registered else arch_dict(spec.arch),
@@ -357,13 +258,15 @@ def convert_checkpoint(
     dataset: Optional[str] = None,
     upsample_logits: bool = True,
     config_overrides: Optional[Dict[str, Any]] = None,
+    contents: Optional[CheckpointContents] = None,
 ) -> ConvertedCheckpoint:
     """Read a checkpoint file safely (see :func:`read_checkpoint`) and convert it (see :func:`convert_state_dict`).
 
     A segmentation config records the source file's name, layout and SHA-256 in ``metadata["converted_from"]``.
+    ``contents``: the file already read by :func:`read_checkpoint` (not read again).
     """
     path = Path(path)
-    contents = read_checkpoint(path)
+    contents = contents or read_checkpoint(path)
     overrides = dict(config_overrides or {})
     metadata = dict(overrides.pop("metadata", None) or {})
     converted = convert_state_dict(
@@ -386,105 +289,14 @@ def convert_checkpoint(
     return converted
 
 
-_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".tar")
-
-
-def _looks_like_repo_id(source: str) -> bool:
-    if source.startswith("hf-hub:"):
-        return True
-    parts = source.split("/")
-    return (
-        len(parts) == 2
-        and all(parts)
-        and not Path(source).exists()
-        and not source.startswith((".", "~"))
-        and not source.endswith(_CHECKPOINT_SUFFIXES)
-    )
-
-
-def load_checkpoint_any(
-    source: PathLike,
-    model_name: Optional[str] = None,
-    num_classes: Optional[int] = None,
-    dataset: Optional[str] = None,
-    upsample_logits: bool = True,
-    map_location: Union[str, torch.device] = "cpu",
-    **hub_kwargs: Any,
-) -> nn.Module:
-    """Load a model from any checkpoint users have, in eval mode.
-
-    ``source`` is a checkpoint file of any supported layout (``.safetensors``, ``.pth``...),
-    a Hub folder (``config.json`` + ``model.safetensors``), or a Hub repository id
-    (``ORG/NAME`` or ``hf-hub:ORG/NAME``; ``hub_kwargs`` go to :func:`ddrnet_zoo.hub.from_pretrained`).
-    """
-    src = str(source)
-    if Path(src).is_dir() or _looks_like_repo_id(src):
-        from ..hub import from_pretrained
-
-        model = from_pretrained(src, map_location=map_location, **hub_kwargs)
-        cfg = getattr(model, "config", None)
-        held = cfg.architecture if cfg is not None else getattr(model, "pretrained_cfg", {}).get("architecture")
-        if model_name is not None and model_name.split(".", 1)[0] != held:
-            raise CheckpointError(f"{src}: holds a {held}, not a {model_name}")
-        actual = getattr(model, "num_classes", None)
-        if num_classes is not None and actual != num_classes:
-            raise CheckpointError(f"{src}: wrong class count: the model has {actual} classes, {num_classes} expected")
-        return model
-    if hub_kwargs:
-        raise TypeError(f"unexpected arguments for a checkpoint file: {sorted(hub_kwargs)}")
-    converted = convert_checkpoint(
-        src, model_name=model_name, num_classes=num_classes, dataset=dataset, upsample_logits=upsample_logits
-    )
-    return converted.create_model(map_location)
-
-
 def export_state_dict(model: nn.Module, layout: str = "original", prefix: str = "") -> Dict[str, torch.Tensor]:
     """``model``'s weights in ``layout``: ``"ours"``, ``"original"`` (optionally ``prefix="model."``) or ``"mmseg"``."""
     if layout == "ours":
         return {prefix + k: v.detach().clone() for k, v in model.state_dict().items()}
     if layout == "original":
-        from .original import to_original_state_dict
-
         return to_original_state_dict(model, prefix=prefix)
     if layout == "mmseg":
-        from .mmseg import to_mmseg_state_dict
-
         if prefix:
             raise ValueError("MMSegmentation keys carry no prefix")
         return to_mmseg_state_dict(model)
     raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(EXPORT_LAYOUTS)}")
-
-
-def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """timm ``pretrained_filter_fn``: accept classification weights in our or the original layout.
-
-    With it, ``timm.create_model('ddrnet23_slim', pretrained=True,
-    pretrained_cfg_overlay=dict(file='DDRNet23s_imagenet.pth'))`` loads the official ImageNet file.
-    Unknown keys are an error; the classifier is left to timm (which drops it when ``num_classes`` changes).
-    """
-    sd, _ = unwrap_state_dict(state_dict)
-    layout = detect_layout(sd)
-    if layout == "ours":
-        return sd
-    spec = infer_model_spec(sd, layout)
-    if spec.task != "classification":
-        raise CheckpointError(
-            f"a {layout}-layout segmentation checkpoint cannot initialise a classification backbone; load it with "
-            "ddrnet_zoo.convert.load_checkpoint_any (or convert it with ddrnet-convert)"
-        )
-    mapping = _key_map(model, layout)
-    inverse = {v: k for k, v in mapping.items() if v is not None}
-    unexpected = [k for k in sd if k not in inverse]
-    missing = [v for k, v in mapping.items() if v not in sd and not k.endswith("num_batches_tracked")]
-    missing = [k for k in missing if not k.startswith("linear.")]
-    if unexpected or missing:
-        raise CheckpointError(
-            f"{layout}-layout checkpoint does not match {type(model).__name__}: missing {_listing(missing)}; "
-            f"unexpected {_listing(unexpected)}"
-        )
-    out = {inverse[k]: v for k, v in sd.items()}
-    expected = model.state_dict()
-    for k in mapping:
-        if k.endswith("num_batches_tracked") and k not in out:
-            out[k] = torch.zeros_like(expected[k], device="cpu")
-    return out

@@ -1,7 +1,7 @@
 """Model folders in the Hub format for training and evaluation (thin layer over :mod:`ddrnet_zoo.hub`).
 
 A model folder is what :func:`ddrnet_zoo.hub.save_pretrained` writes (``model.safetensors``,
-``config.json``, model card) and :func:`ddrnet_zoo.hub.from_pretrained` reads.
+``config.json``, model card) and :func:`ddrnet_zoo.load_model` reads.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ..convert.core import load_state_dict_strict
-from ..hub import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, save_pretrained
-from ..models import SegmentationConfig
-from ..models.segmentation import DDRNetSegmentation
+from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ..loading import load_model
+from ..models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
 
 __all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_model_dir", "load_model_dir", "load_model_weights"]
 
@@ -33,8 +32,8 @@ def save_model_dir(
 
 
 def load_model_dir(directory: Path) -> Tuple[DDRNetSegmentation, SegmentationConfig]:
-    """The segmentation model saved in ``directory`` (strictly loaded) and its config."""
-    model = from_pretrained(Path(directory))
+    """The segmentation model in ``directory`` (strictly loaded) and its config (same as ``load_model``)."""
+    model = load_model(Path(directory))
     if not isinstance(model, DDRNetSegmentation):
         raise ValueError(f"{directory} holds a {type(model).__name__}, not a segmentation model")
     return model, model.config

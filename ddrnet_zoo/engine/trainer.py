@@ -159,9 +159,7 @@ class Trainer:
             if cfg.model.sync_bn and self.device.type == "cuda":
                 from timm.layers import convert_sync_batchnorm
 
-                config = model.config
                 model = convert_sync_batchnorm(model)
-                model.config = config
             elif cfg.model.sync_bn and self.is_main:
                 self.log.warning(
                     "model.sync_bn: SyncBatchNorm needs GPUs; on %s each process normalises with its own "

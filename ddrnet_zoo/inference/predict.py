@@ -37,6 +37,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..data.meta import CITYSCAPES_LABEL_TO_TRAIN_ID, DATASETS
 from ..errors import DDRNetError
 from ..io import atomic_path
+from ..loading import load_model
+from ..models import DDRNetSegmentation
 from .runtime import InferenceModel, optimize_for_inference
 from .tta import segment_logits
 
@@ -80,29 +82,16 @@ def load_segmentation_model(
     dataset: Optional[str] = None,
     map_location: Union[str, torch.device] = "cpu",
 ) -> nn.Module:
-    """Load a DDRNet segmentation model in eval mode from a Hub id, a Hub folder or a checkpoint file.
-
-    ``source`` is ``ORG/NAME`` (Hugging Face Hub, through its cache), a local folder with
-    ``config.json`` + ``model.safetensors``, or a checkpoint file in our, the original release's
-    or MMSegmentation's layout (variant read from the tensor shapes; ``dataset`` names its classes
-    and palette). ``model_name`` / ``num_classes`` assert what the checkpoint must hold.
-    Raises :class:`~ddrnet_zoo.io.CheckpointError` / ``FileNotFoundError`` naming what is missing.
-    """
-    from ..convert.core import load_checkpoint_any
-    from ..models import DDRNetSegmentation
-
-    src = str(source)
-    if not src:
-        raise FileNotFoundError("no model given: pass a Hub id (ORG/NAME), a Hub folder or a checkpoint file")
-    model = load_checkpoint_any(
-        src, model_name=model_name, num_classes=num_classes, dataset=dataset, map_location=map_location
+    """Same as :func:`ddrnet_zoo.load_model`, for segmentation models only (a classifier is a ``TypeError``)."""
+    model = load_model(
+        source, model_name=model_name, num_classes=num_classes, dataset=dataset, map_location=map_location
     )
     if not isinstance(model, DDRNetSegmentation):
         raise TypeError(
-            f"{src} holds a {type(model).__name__} (an ImageNet classifier?), not a segmentation model; "
+            f"{source} holds a {type(model).__name__} (an ImageNet classifier?), not a segmentation model; "
             "prediction needs DDRNetSegmentation weights"
         )
-    return model.eval()
+    return model
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -1,15 +1,19 @@
 """DDRNet models: timm backbones and segmentation models."""
 
+from .card import build_model_card
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, DAPPM, PPM, ContextProjection, build_context
+from .counting import count_flops, count_params
 from .ddrnet import (
     MODEL_ARCHS,
     DDRNet,
     DDRNetArch,
     DualResolutionFeatureNet,
     DualResolutionFeatures,
+    checkpoint_filter_fn,
     create_ddrnet,
 )
+from .pretrained import load_state_dict_strict
 from .segmentation import (
     AUX_LOSS_WEIGHT,
     DDRNetSegmentation,
@@ -17,8 +21,16 @@ from .segmentation import (
     create_segmentation_model,
     create_segmentation_model_from_config,
 )
+from .spec import ModelSpec, infer_model_spec
 
 __all__ = [
+    "ModelSpec",
+    "build_model_card",
+    "checkpoint_filter_fn",
+    "count_flops",
+    "count_params",
+    "infer_model_spec",
+    "load_state_dict_strict",
     "AUX_LOSS_WEIGHT",
     "CONTEXT_MODULES",
     "DAPPM",

@@ -8,6 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from .context import CONTEXT_MODULES
+from .ddrnet import MODEL_ARCHS, DDRNetArch, arch_dict
+
 __all__ = ["SegmentationConfig", "CONFIG_FORMAT_VERSION"]
 
 CONFIG_FORMAT_VERSION = 1
@@ -50,9 +53,6 @@ class SegmentationConfig:
     metadata: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .context import CONTEXT_MODULES
-        from .ddrnet import MODEL_ARCHS, arch_dict
-
         if self.architecture not in MODEL_ARCHS:
             raise ValueError(
                 f"unknown architecture {self.architecture!r}; known: {', '.join(MODEL_ARCHS)} "
@@ -103,10 +103,8 @@ class SegmentationConfig:
             raise ValueError("config needs at least 'architecture' and 'num_classes'")
         return cls(**d)
 
-    def ddrnet_arch(self):
+    def ddrnet_arch(self) -> DDRNetArch:
         """The :class:`~ddrnet_zoo.models.DDRNetArch` this config describes."""
-        from .ddrnet import MODEL_ARCHS, DDRNetArch
-
         if self.arch is None:
             return MODEL_ARCHS[self.architecture]
         fields = {f.name for f in dataclasses.fields(DDRNetArch)}

@@ -27,6 +27,8 @@ from timm.models._features import FeatureInfo, feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
 
+from ..io import CheckpointError
+from ..layouts import detect_layout, original_keys, read_shapes, unwrap_state_dict
 from ..published import HF_HUB_ORG, check_published
 from .layers import Bottleneck, check_count, check_image_batch, make_stage, resize_to
 
@@ -38,6 +40,7 @@ __all__ = [
     "DilationPlan",
     "MODEL_ARCHS",
     "OUTPUT_STRIDES",
+    "checkpoint_filter_fn",
     "create_ddrnet",
 ]
 
@@ -640,11 +643,43 @@ class DualResolutionFeatureNet(nn.Module):
         return self.model.forward_dual(x, return_aux=self.return_aux)
 
 
-def _checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
-    """timm pretrained filter: also accept the original release's ImageNet layout (see ddrnet_zoo.convert)."""
-    from ..convert import checkpoint_filter_fn
+def _listing(items: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(str(i) for i in list(items)[:limit])
+    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
 
-    return checkpoint_filter_fn(state_dict, model)
+
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> Dict[str, torch.Tensor]:
+    """timm ``pretrained_filter_fn``: accept classification weights in our or the original layout.
+
+    With it, ``timm.create_model('ddrnet23_slim', pretrained=True,
+    pretrained_cfg_overlay=dict(file='DDRNet23s_imagenet.pth'))`` loads the official ImageNet file.
+    Unknown keys are an error; the classifier is left to timm (which drops it when ``num_classes`` changes).
+    """
+    sd, _ = unwrap_state_dict(state_dict)
+    layout = detect_layout(sd)
+    if layout == "ours":
+        return sd
+    if read_shapes(sd, layout)["task"] != "classification":
+        raise CheckpointError(
+            f"a {layout}-layout segmentation checkpoint cannot initialise a classification backbone; load it with "
+            "ddrnet_zoo.load_model (or convert it with ddrnet-convert)"
+        )
+    expected = model.state_dict()
+    mapping = original_keys(expected, model.num_conv4_stages)
+    inverse = {v: k for k, v in mapping.items()}
+    unexpected = [k for k in sd if k not in inverse]
+    missing = [v for k, v in mapping.items() if v not in sd and not k.endswith("num_batches_tracked")]
+    missing = [k for k in missing if not k.startswith("linear.")]
+    if unexpected or missing:
+        raise CheckpointError(
+            f"{layout}-layout checkpoint does not match {type(model).__name__}: missing {_listing(missing)}; "
+            f"unexpected {_listing(unexpected)}"
+        )
+    out = {inverse[k]: v for k, v in sd.items()}
+    for k in mapping:
+        if k.endswith("num_batches_tracked") and k not in out:
+            out[k] = torch.zeros_like(expected[k], device="cpu")
+    return out
 
 
 def _check_pretrained_published(variant: str, kwargs: dict) -> None:
@@ -681,7 +716,7 @@ def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Modul
         pretrained,
         arch=arch,
         feature_cfg=feature_cfg,
-        pretrained_filter_fn=_checkpoint_filter_fn,
+        pretrained_filter_fn=checkpoint_filter_fn,
         **kwargs,
     )
 

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 
+from ..errors import InputError
+
 __all__ = [
     "BasicBlock",
     "Bottleneck",
@@ -63,28 +65,28 @@ def check_image_batch(
     if not input_checks_apply(x):
         return
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+        raise InputError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         hint = " (add a batch dimension with x.unsqueeze(0))" if x.ndim == 3 else ""
-        raise ValueError(f"{what} must be a 4-D tensor (N, C, H, W), got {x.ndim}-D shape {tuple(x.shape)}{hint}")
+        raise InputError(f"{what} must be a 4-D tensor (N, C, H, W), got {x.ndim}-D shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
-        raise TypeError(
+        raise InputError(
             f"{what} must be a floating-point tensor, got {x.dtype}; convert images with "
             f"x.float() / 255 and normalise with the model's mean/std"
         )
     if x.shape[1] != in_chans:
         if x.shape[-1] == in_chans:
-            raise ValueError(
+            raise InputError(
                 f"{what} has shape {tuple(x.shape)}, which looks like channels-last NHWC; the model expects "
                 f"(N, {in_chans}, H, W): use x.permute(0, 3, 1, 2)"
             )
-        raise ValueError(
+        raise InputError(
             f"{what} has {x.shape[1]} channels but the model expects {in_chans} "
             f"(shape {tuple(x.shape)}; build the model with in_chans={x.shape[1]} or convert the images)"
         )
     h, w = x.shape[-2], x.shape[-1]
     if h < min_size or w < min_size:
-        raise ValueError(
+        raise InputError(
             f"{what} size {h}x{w} is below the minimum {min_size}x{min_size} for this model "
             f"(its deepest features are at 1/{min_size} of the input); resize or pad the image"
         )
@@ -92,7 +94,7 @@ def check_image_batch(
         num_nan = int(torch.isnan(x).sum())
         num_inf = int(torch.isinf(x).sum())
         found = " and ".join(f"{n} {kind}" for n, kind in ((num_nan, "NaN"), (num_inf, "Inf")) if n)
-        raise ValueError(
+        raise InputError(
             f"{what} contains {found} values (of {x.numel()}); the outputs would be NaN. Check the data "
             f"pipeline (corrupt images, division by a zero std, overflow in float16), or build the model "
             f"with check_finite=False to skip this check"
@@ -100,10 +102,10 @@ def check_image_batch(
 
 
 def check_count(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int, or a ValueError unless it is an integer (not a bool) of at least ``minimum``."""
+    """``value`` as an int, or an InputError unless it is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         what = "a non-negative int (0 for none)" if minimum == 0 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise InputError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 

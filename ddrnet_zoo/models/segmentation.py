@@ -1,18 +1,41 @@
-"""DDRNet for semantic segmentation (paper Sec. III-D, III-E, Fig. 4)."""
+"""DDRNet for semantic segmentation (paper Sec. III-D, III-E, Fig. 4), built from and carrying its config.
+
+Hub I/O is :class:`huggingface_hub.PyTorchModelHubMixin`'s (``save_pretrained``, ``push_to_hub``,
+``from_pretrained``) with our hooks: ``_save_pretrained`` writes the weights (checked against the
+config), ``generate_model_card`` writes our card (:mod:`.card`), ``_from_pretrained`` loads strictly
+(:func:`.pretrained.load_state_dict_strict`). Two of the mixin's methods are wrapped, each for one reason:
+
+* ``save_pretrained``: the mixin writes into the folder file by file; we write a fresh folder beside it
+  and swap it in whole (:func:`ddrnet_zoo.io.atomic_directory`), so an interrupted save never leaves
+  weights and config of different saves.
+* ``from_pretrained``: the mixin's reads ``config.json`` with no error naming the file, turns a Hub
+  download error into "no config", and knows neither ``hf-hub:``/``@revision`` ids nor unpublished
+  ddrnet_zoo weights; ours parses the source, fails fast and clearly, then calls ``_from_pretrained``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import operator
-from typing import Dict, Optional, Union
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors.torch import save_file
 from torch import nn
 
+from ..constants import AUX_LOSS_WEIGHT
+from ..errors import InputError
+from ..io import atomic_directory, read_state_dict
+from .card import MODEL_CARD_NAME, build_model_card
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, build_context
 from .ddrnet import MODEL_ARCHS, DDRNet, arch_dict
 from .layers import NormActConv, resize_to
+from .pretrained import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict, open_hub_source
 
 __all__ = [
     "SegmentationHead",
@@ -22,12 +45,12 @@ __all__ = [
     "AUX_LOSS_WEIGHT",
 ]
 
-AUX_LOSS_WEIGHT = 0.4
-"""Weight alpha of the auxiliary loss in Eq. 3 (after PSPNet)."""
+# files of a Hub folder that a new save replaces or drops (other files in the folder are kept)
+HUB_FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME, "pytorch_model.bin", "model.safetensors.index.json")
 
 
 def _positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else a ValueError that says what was given."""
+    """``value`` as an int >= 1, else an :class:`InputError` (a ValueError) that says what was given."""
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -35,7 +58,7 @@ def _positive_int(value, name: str) -> int:
     except TypeError:
         number = 0
     if number < 1:
-        raise ValueError(f"{name} must be a positive integer (e.g. 19 for Cityscapes, 11 for CamVid), got {value!r}")
+        raise InputError(f"{name} must be a positive integer (e.g. 19 for Cityscapes, 11 for CamVid), got {value!r}")
     return number
 
 
@@ -52,12 +75,35 @@ class SegmentationHead(nn.Module):
         return self.classifier(self.conv(x))
 
 
-class DDRNetSegmentation(nn.Module):
+def _architecture_name(backbone: DDRNet) -> str:
+    """The registered variant a backbone was created as (else the registered one with its exact widths)."""
+    name = getattr(backbone, "pretrained_cfg", {}).get("architecture")
+    if name in MODEL_ARCHS:
+        return name
+    same = [n for n, a in MODEL_ARCHS.items() if a == backbone.arch]
+    if same:
+        return same[0]
+    return min(MODEL_ARCHS, key=lambda n: abs(MODEL_ARCHS[n].width - backbone.arch.width))
+
+
+class DDRNetSegmentation(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="ddrnet_zoo",
+    license="mit",
+    pipeline_tag="image-segmentation",
+    tags=["ddrnet", "real-time", "semantic-segmentation"],
+    repo_url="https://github.com/ydhongHIT/DDRNet",
+    paper_url="https://arxiv.org/abs/2101.06085",
+):
     """A DDRNet backbone in segmentation mode + context module + segmentation head (+ auxiliary head).
 
     Eval mode returns the main logits; train mode returns ``{"out": main, "aux": auxiliary}``
     (``"aux"`` only with an auxiliary head). Logits are at the input resolution unless
     ``upsample_logits=False`` (then 1/8, as the original code).
+
+    ``model.config`` (a :class:`SegmentationConfig`) is set here and describes this model;
+    :meth:`from_config` builds the model a config describes.
 
     Args:
         backbone: a :class:`DDRNet` built with ``segmentation_mode=True``; its classifier
@@ -66,6 +112,8 @@ class DDRNetSegmentation(nn.Module):
         context: ``"dappm"`` (paper), ``"ppm"``/``"spp"`` or ``"none"`` (Table X ablation).
         aux_head: add the auxiliary head on the high-resolution branch after conv4 (Eq. 3).
         upsample_logits: resize logits to the input size (bilinear, ``align_corners=False``).
+        config: the config this model is built from (default: one made from the arguments);
+            it must agree with them.
     """
 
     def __init__(
@@ -77,22 +125,82 @@ class DDRNetSegmentation(nn.Module):
         upsample_logits: bool = True,
         device=None,
         dtype=None,
+        config: Optional[SegmentationConfig] = None,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, DDRNet) or not backbone.segmentation_mode:
             raise ValueError("backbone must be a DDRNet built with segmentation_mode=True")
         num_classes = _positive_int(num_classes, "num_classes")
+        context = str(context).lower()
+        if config is None:
+            name = _architecture_name(backbone)
+            config = SegmentationConfig(
+                architecture=name,
+                arch=None if MODEL_ARCHS[name] == backbone.arch else arch_dict(backbone.arch),
+                num_classes=num_classes,
+                context=context,
+                aux_head=aux_head,
+                in_chans=backbone.in_chans,
+                upsample_logits=upsample_logits,
+            )
+        given = (num_classes, context, bool(aux_head), backbone.in_chans, backbone.arch)
+        described = (config.num_classes, config.context, config.aux_head, config.in_chans, config.ddrnet_arch())
+        if given != described:
+            raise ValueError(
+                f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
+                f"aux_head={config.aux_head}, in_chans={config.in_chans}) does not describe this model "
+                f"({num_classes} classes, context {context!r}, aux_head={bool(aux_head)}, in_chans={backbone.in_chans})"
+            )
         dd = {"device": device, "dtype": dtype}
         backbone.prune_to_dual()
         arch = backbone.arch
+        self.config = config
+        self.upsample_logits = upsample_logits
         self.backbone = backbone
         self.num_classes = num_classes
-        self.context_name = str(context).lower()
-        self.upsample_logits = upsample_logits
+        self.context_name = context
         self.context = build_context(context, arch.low_out_width, arch.context_width, arch.high_out_width, **dd)
         self.head = SegmentationHead(arch.high_out_width, arch.seg_head_width, num_classes, **dd)
         self.aux_head = SegmentationHead(arch.high_width, arch.seg_head_width, num_classes, **dd) if aux_head else None
         self.init_weights()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: SegmentationConfig,
+        pretrained_backbone: bool = False,
+        backbone_name: Optional[str] = None,
+        **backbone_kwargs,
+    ) -> DDRNetSegmentation:
+        """The (randomly initialised) model ``config`` describes; ``model.config`` is ``config``.
+
+        ``backbone_name`` (default ``config.architecture``) may carry a timm pretrained tag
+        (``ddrnet23_slim.in1k``) for ``pretrained_backbone``; ``backbone_kwargs`` go to ``timm.create_model``.
+        """
+        if config.arch is not None:
+            backbone_kwargs["arch"] = config.ddrnet_arch()
+        backbone = timm.create_model(
+            backbone_name or config.architecture,
+            pretrained=pretrained_backbone,
+            segmentation_mode=True,
+            in_chans=config.in_chans,
+            **backbone_kwargs,
+        )
+        return cls(
+            backbone,
+            num_classes=config.num_classes,
+            context=config.context,
+            aux_head=config.aux_head,
+            upsample_logits=config.upsample_logits,
+            config=config,
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``upsample_logits`` stays a plain attribute (TorchScript reads it in forward) and writes through
+        # to ``config`` so that the two never disagree
+        super().__setattr__(name, value)
+        if name == "upsample_logits" and "config" in self.__dict__:
+            self.config.upsample_logits = bool(value)
 
     @property
     def in_chans(self) -> int:
@@ -115,28 +223,137 @@ class DDRNetSegmentation(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.backbone.set_grad_checkpointing(enable)
 
-    # Hub conveniences (huggingface_hub's save_pretrained / from_pretrained / push_to_hub names)
-    def save_pretrained(self, save_directory, **kwargs):
-        """Write a Hub folder (weights, config, model card); see :func:`ddrnet_zoo.hub.save_pretrained`."""
-        from ..hub import save_pretrained
+    # ------------------------------------------------------------------ Hub I/O (PyTorchModelHubMixin hooks)
+    def check_config(self, config: SegmentationConfig) -> None:
+        """Refuse a config that would rebuild a different model than this one (tensor names and shapes)."""
+        with torch.device("meta"):
+            rebuilt = type(self).from_config(SegmentationConfig.from_dict(config.to_dict()))
+        want = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+        have = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        if want != have:
+            diff = sorted(set(want) ^ set(have)) + sorted(k for k in set(want) & set(have) if want[k] != have[k])
+            raise ValueError(
+                f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
+                f"aux_head={config.aux_head}) does not describe this model; differing tensors: {diff[:8]}"
+            )
 
-        return save_pretrained(self, save_directory, **kwargs)
+    def save_pretrained(
+        self,
+        save_directory: Union[str, os.PathLike],
+        *,
+        config: Optional[Union[SegmentationConfig, Dict[str, Any]]] = None,
+        model_card: bool = True,
+        repo_id: Optional[str] = None,
+        results: Optional[Sequence[Dict[str, Any]]] = None,
+        flops_input_size: Optional[Tuple[int, int]] = None,
+        model_card_kwargs: Optional[Dict[str, Any]] = None,
+        push_to_hub: bool = False,
+        **push_to_hub_kwargs,
+    ) -> Path:
+        """Write a Hub folder: ``model.safetensors``, ``config.json`` (default ``model.config``), ``README.md``.
+
+        The folder is written beside ``save_directory`` and replaces it as a whole (see
+        :func:`ddrnet_zoo.io.atomic_directory`); other files in an existing folder are kept.
+        Returns the folder (with ``push_to_hub=True``, the mixin's upload result).
+        """
+        if isinstance(config, dict):
+            config = SegmentationConfig.from_dict(config)
+        config = config or self.config
+        self.check_config(config)
+        card_kwargs = dict(model_card_kwargs or {})
+        card_kwargs.setdefault("config", config)
+        card_kwargs.setdefault("repo_id", repo_id)
+        card_kwargs.setdefault("results", results)
+        card_kwargs.setdefault("flops_input_size", flops_input_size)
+        save_directory = Path(save_directory)
+        with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
+            if not model_card:
+                (tmp / MODEL_CARD_NAME).touch()  # the mixin writes a card only where none is
+            super().save_pretrained(tmp, config=config.to_dict(), model_card_kwargs=card_kwargs)
+            if not model_card:
+                (tmp / MODEL_CARD_NAME).unlink()
+        if push_to_hub:
+            kwargs = dict(push_to_hub_kwargs, config=config, model_card_kwargs=card_kwargs)
+            return self.push_to_hub(repo_id or save_directory.name, **kwargs)
+        return save_directory
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The mixin's hook: the weights, as own contiguous CPU tensors (shared storage cannot be saved)."""
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(tensors, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    def generate_model_card(self, *args, **kwargs):
+        """The mixin's hook: our card with measured figures (see :func:`~ddrnet_zoo.models.card.build_model_card`)."""
+        return build_model_card(self, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, source, **kwargs) -> DDRNetSegmentation:
-        """Load from a Hub id or local folder; see :func:`ddrnet_zoo.hub.from_pretrained`."""
-        from ..hub import from_pretrained
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: Union[str, os.PathLike],
+        *,
+        revision: Optional[str] = None,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        local_files_only: bool = False,
+        token: Optional[Union[str, bool]] = None,
+        map_location: Union[str, torch.device] = "cpu",
+        strict: bool = True,
+        upsample_logits: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> DDRNetSegmentation:
+        """Load from a Hub id (``ORG/NAME``, ``hf-hub:``, ``@revision``) or a Hub folder, in eval mode (same as
+        :func:`ddrnet_zoo.load_model` for these sources).
+        """
+        hub = open_hub_source(pretrained_model_name_or_path, revision, cache_dir, local_files_only, token)
+        if hub.is_timm:
+            raise TypeError(f"{pretrained_model_name_or_path} holds a DDRNet classifier, not a segmentation model")
+        return cls._from_pretrained(
+            model_id=hub.model_id,
+            revision=hub.revision,
+            cache_dir=cache_dir,
+            force_download=bool(kwargs.pop("force_download", False)),
+            local_files_only=local_files_only,
+            token=token,
+            config=hub.segmentation_config(),
+            map_location=map_location,
+            strict=strict,
+            upsample_logits=upsample_logits,
+            hub=hub,
+            **kwargs,
+        )
 
-        model = from_pretrained(source, **kwargs)
-        if not isinstance(model, cls):
-            raise TypeError(f"{source} holds a {type(model).__name__}, not a segmentation model")
-        return model
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Save and upload to ``repo_id``; see :func:`ddrnet_zoo.hub.push_to_hub`."""
-        from ..hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: Optional[str],
+        cache_dir: Optional[Union[str, os.PathLike]],
+        force_download: bool,
+        local_files_only: bool,
+        token: Optional[Union[str, bool]],
+        config: Optional[SegmentationConfig] = None,
+        map_location: Union[str, torch.device] = "cpu",
+        strict: bool = True,
+        upsample_logits: Optional[bool] = None,
+        hub=None,
+        **model_kwargs: Any,
+    ) -> DDRNetSegmentation:
+        """The mixin's hook: build from ``config`` and load ``model.safetensors`` strictly, in eval mode."""
+        if hub is None:
+            hub = open_hub_source(model_id, revision, cache_dir, local_files_only, token)
+        if not isinstance(config, SegmentationConfig):
+            config = hub.segmentation_config()
+        if upsample_logits is not None:
+            config.upsample_logits = upsample_logits
+        weights_path = hub.fetch(WEIGHTS_NAME)
+        state_dict = read_state_dict(weights_path)
+        # strict: build on the meta device and take the loaded tensors (no wasted initialisation);
+        # non-strict: keys the file lacks keep their fresh initialisation
+        with torch.device("meta") if strict else contextlib.nullcontext():
+            model = cls.from_config(config, **model_kwargs)
+        state_dict = {k: v.to(map_location) for k, v in state_dict.items()}
+        load_state_dict_strict(model, state_dict, str(weights_path), strict=strict, assign=strict)
+        return model.to(map_location).eval()
 
     def forward(
         self, x: torch.Tensor, return_aux: Optional[bool] = None
@@ -187,31 +404,26 @@ def create_segmentation_model(
         raise ValueError(f"unknown DDRNet model {model_name!r}; available: {', '.join(MODEL_ARCHS)}")
     if str(context).lower() not in CONTEXT_MODULES:
         raise ValueError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
-    backbone = timm.create_model(
-        model_name,
-        pretrained=pretrained_backbone,
-        segmentation_mode=True,
-        in_chans=in_chans,
-        **backbone_kwargs,
-    )
-    model = DDRNetSegmentation(
-        backbone, num_classes=num_classes, context=context, aux_head=aux_head, upsample_logits=upsample_logits
-    )
-    custom_arch = backbone_kwargs.get("arch")
-    model.config = SegmentationConfig(
+    custom_arch = backbone_kwargs.pop("arch", None)
+    config = SegmentationConfig(
         architecture=arch_name,
-        arch=None if custom_arch is None else arch_dict(custom_arch),
+        arch=None
+        if custom_arch is None
+        else (custom_arch if isinstance(custom_arch, dict) else arch_dict(custom_arch)),
         num_classes=num_classes,
         context=str(context).lower(),
         aux_head=aux_head,
         in_chans=in_chans,
         upsample_logits=upsample_logits,
     )
-    return model
+    return DDRNetSegmentation.from_config(
+        config, pretrained_backbone=pretrained_backbone, backbone_name=model_name, **backbone_kwargs
+    )
 
 
 def create_segmentation_model_from_config(config: SegmentationConfig, **backbone_kwargs) -> DDRNetSegmentation:
-    """Build the (randomly initialised) model described by ``config``; ``model.config`` is ``config``."""
-    model = create_segmentation_model(**config.model_kwargs(), **backbone_kwargs)
-    model.config = config
-    return model
+    """Build the (randomly initialised) model described by ``config``; ``model.config`` is ``config``.
+
+    Same as :meth:`DDRNetSegmentation.from_config`.
+    """
+    return DDRNetSegmentation.from_config(config, **backbone_kwargs)
