@@ -67,7 +67,7 @@ def test_folded_model_matches_within_1e5(arch, context):
 
 @pytest.mark.parametrize("variant", ["23", "39"])
 def test_folded_reference_model_reproduces_original_outputs(reference_dir, variant):
-    from ddrnet_zoo.convert.core import load_checkpoint_any
+    from ddrnet_zoo.convert import load_checkpoint_any
 
     model = load_checkpoint_any(
         reference_dir / f"official_seg_ddrnet{variant}_tiny.weights.safetensors", upsample_logits=False
