@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import timm
 from torch import nn
 
+from .errors import InputError
 from .models import create_segmentation_model
 from .models.counting import count_flops, count_params
 
@@ -80,7 +81,7 @@ def build_for_counting(model_name: str, task: str, **kwargs) -> nn.Module:
     if task == "segmentation":
         kwargs.setdefault("num_classes", 19)
         return create_segmentation_model(model_name, aux_head=False, upsample_logits=False, **kwargs)
-    raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
+    raise InputError(f"task must be 'classification' or 'segmentation', got {task!r}")
 
 
 def measure_complexity(model_name: str, task: str, input_size: Tuple[int, int], **kwargs) -> Tuple[float, float]:

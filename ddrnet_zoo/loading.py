@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .convert.core import convert_checkpoint
+from .errors import InputError
 from .hub.load import from_pretrained
 from .io import CheckpointError
 from .layouts import read_checkpoint
@@ -119,7 +120,7 @@ def load_model(
     hub_only = {"revision": revision, "cache_dir": cache_dir, "token": token}
     given = sorted(k for k, v in hub_only.items() if v is not None)
     if given or local_files_only:
-        raise TypeError(f"unexpected arguments for a checkpoint file: {given or ['local_files_only']}")
+        raise InputError(f"unexpected arguments for a checkpoint file: {given or ['local_files_only']}")
     contents = read_checkpoint(src)
     wrapper = contents.wrapper or {}
     if wrapper.get("format") == TRAIN_STATE_FORMAT:

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..data.meta import get_dataset_info
-from ..errors import run_cli
+from ..errors import InputError, run_cli
 from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ..io import CheckpointError, atomic_save
 from ..loading import load_model
@@ -139,7 +139,7 @@ def _check_destination(dst: Path, layout: str, force: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.dst is None and not args.check:
-        raise ValueError("give DST (output folder or file), or --check to only convert in memory")
+        raise InputError("give DST (output folder or file), or --check to only convert in memory")
     dst = Path(args.dst) if args.dst is not None else None
     if dst is not None and not args.check:
         _check_destination(dst, args.to, args.force)
@@ -159,13 +159,13 @@ def run(args: argparse.Namespace) -> int:
         model = converted.create_model()
     else:
         if args.layout not in ("auto", "ours"):
-            raise ValueError(f"{src}: a Hub folder or id is in our layout, not {args.layout!r}")
+            raise InputError(f"{src}: a Hub folder or id is in our layout, not {args.layout!r}")
         model = load_model(args.src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):
             model.config = _apply_overrides(model.config, args.dataset, args.train_size, args.upsample_logits)
             model.upsample_logits = model.config.upsample_logits
         elif args.dataset:
-            raise ValueError("--dataset applies to segmentation models")
+            raise InputError("--dataset applies to segmentation models")
         print(f"source:        {args.src} (Hub folder, {type(model).__name__}, {model.num_classes} classes)")
     if args.check:
         print("check:         converted in memory; nothing written (--check)")

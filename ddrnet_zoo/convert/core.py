@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data.meta import get_dataset_info
+from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
 from ..models import DDRNetSegmentation, ModelSpec, SegmentationConfig, infer_model_spec, load_state_dict_strict
@@ -160,7 +161,7 @@ def _key_map(model: nn.Module, layout: str) -> Dict[str, Optional[str]]:
         return original_key_map(model)
     if layout == "mmseg":
         return mmseg_key_map(model)
-    raise ValueError(f"unknown layout {layout!r}; known: {', '.join(EXPORT_LAYOUTS)}")
+    raise InputError(f"unknown layout {layout!r}; known: {', '.join(EXPORT_LAYOUTS)}")
 
 
 def _segmentation_config(
@@ -297,6 +298,6 @@ def export_state_dict(model: nn.Module, layout: str = "original", prefix: str = 
         return to_original_state_dict(model, prefix=prefix)
     if layout == "mmseg":
         if prefix:
-            raise ValueError("MMSegmentation keys carry no prefix")
+            raise InputError("MMSegmentation keys carry no prefix")
         return to_mmseg_state_dict(model)
-    raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(EXPORT_LAYOUTS)}")
+    raise InputError(f"unknown layout {layout!r}; choose one of: {', '.join(EXPORT_LAYOUTS)}")

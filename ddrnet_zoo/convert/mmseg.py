@@ -10,6 +10,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..layouts.mmseg import STEM_BIAS_KEYS, mmseg_keys, stem_bn_key
 from ..models import DDRNetSegmentation
 from .original import original_key_map
@@ -24,9 +25,9 @@ def mmseg_key_map(model: nn.Module) -> Dict[str, Optional[str]]:
     Raises ``ValueError`` for models MMSegmentation cannot express.
     """
     if not isinstance(model, DDRNetSegmentation):
-        raise ValueError(f"MMSegmentation's layout holds DDRNet segmentation models only, got {type(model).__name__}")
+        raise InputError(f"MMSegmentation's layout holds DDRNet segmentation models only, got {type(model).__name__}")
     if model.backbone.num_conv4_stages != 1:
-        raise ValueError("MMSegmentation has no DDRNet-39 (conv4 split in two); use the original layout instead")
+        raise InputError("MMSegmentation has no DDRNet-39 (conv4 split in two); use the original layout instead")
     return mmseg_keys(original_key_map(model))
 
 

@@ -10,6 +10,7 @@ from typing import Dict
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..layouts.original import original_keys
 from ..models import DDRNet, DDRNetSegmentation
 
@@ -23,7 +24,7 @@ def original_key_map(model: nn.Module) -> Dict[str, str]:
     """
     if isinstance(model, DDRNetSegmentation):
         if model.context_name != "dappm":
-            raise ValueError(
+            raise InputError(
                 f"the original release only has DAPPM; a model with context={model.context_name!r} "
                 "has no original layout"
             )
@@ -31,7 +32,7 @@ def original_key_map(model: nn.Module) -> Dict[str, str]:
     elif isinstance(model, DDRNet):
         num_conv4 = model.num_conv4_stages
     else:
-        raise TypeError(f"expected a DDRNet or DDRNetSegmentation, got {type(model).__name__}")
+        raise InputError(f"expected a DDRNet or DDRNetSegmentation, got {type(model).__name__}")
     return original_keys(model.state_dict(), num_conv4)
 
 

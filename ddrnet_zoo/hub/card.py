@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import InputError
 from ..models.card import CITATION, MODEL_CARD_NAME, PAPER_TITLE, build_model_card, is_segmentation
 from ..models.config import SegmentationConfig
 
@@ -13,5 +14,5 @@ __all__ = ["CITATION", "MODEL_CARD_NAME", "PAPER_TITLE", "build_model_card", "co
 def config_from_model(model: nn.Module) -> SegmentationConfig:
     """The :class:`~ddrnet_zoo.models.SegmentationConfig` of a segmentation model (``model.config``)."""
     if not is_segmentation(model):
-        raise TypeError(f"expected a DDRNetSegmentation, got {type(model).__name__}")
+        raise InputError(f"expected a DDRNetSegmentation, got {type(model).__name__}")
     return model.config

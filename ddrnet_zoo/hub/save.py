@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 from timm.models import save_for_hf
 from torch import nn
 
+from ..errors import InputError
 from ..io import atomic_directory
 from ..models import MODEL_ARCHS, DDRNet, DDRNetSegmentation, SegmentationConfig
 from ..models.card import MODEL_CARD_NAME, build_model_card
@@ -48,11 +49,11 @@ def save_pretrained(
         )
     if isinstance(model, DDRNet):
         if not hasattr(model, "pretrained_cfg"):
-            raise ValueError(
+            raise InputError(
                 "save a classifier built with timm.create_model (it carries the pretrained_cfg timm needs)"
             )
         if model.segmentation_mode or model._pruned_after is not None:
-            raise ValueError(
+            raise InputError(
                 "only complete classifiers can be saved in timm's format (not a pruned/segmentation backbone)"
             )
         name = model.pretrained_cfg.get("architecture")
@@ -64,4 +65,4 @@ def save_pretrained(
             if card is not None:
                 (tmp / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
         return save_directory
-    raise TypeError(f"expected a DDRNetSegmentation or a DDRNet (timm) model, got {type(model).__name__}")
+    raise InputError(f"expected a DDRNetSegmentation or a DDRNet (timm) model, got {type(model).__name__}")

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..errors import InputError
 from ..io import CheckpointError, is_safetensors, read_state_dict
 
 __all__ = [
@@ -338,7 +339,7 @@ def read_shapes(state_dict: Mapping[str, torch.Tensor], layout: str, name: str =
     """
     read = {"ours": _infer_ours, "original": _infer_original, "mmseg": _infer_mmseg}.get(layout)
     if read is None:
-        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     info = read(state_dict, name)
     if min(info["depths"]) < 1:
         raise CheckpointError(f"{name}: incomplete network (blocks per stage {info['depths']})")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Dict, Mapping, Optional
 
+from ..errors import InputError
+
 __all__ = ["mmseg_keys", "original_to_mmseg_key", "stem_bn_key", "STEM_BIAS_KEYS"]
 
 STEM_BIAS_KEYS = ("backbone.stem.0.conv.bias", "backbone.stem.1.conv.bias")
@@ -118,7 +120,7 @@ def mmseg_keys(original: Mapping[str, str]) -> Dict[str, Optional[str]]:
         try:
             mapping[ours] = original_to_mmseg_key(theirs)
         except KeyError:
-            raise ValueError(f"no MMSegmentation name for parameter {ours!r} ({theirs!r})") from None
+            raise InputError(f"no MMSegmentation name for parameter {ours!r} ({theirs!r})") from None
     return mapping
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, List, Tuple
 
+from ..errors import InputError
+
 __all__ = ["original_keys"]
 
 _BN_PARAMS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -133,6 +135,6 @@ def original_keys(keys: Iterable[str], num_conv4: int) -> Dict[str, str]:
             else:
                 theirs = _backbone_key(key, num_conv4)
         except KeyError:
-            raise ValueError(f"no original-layout name for parameter {key!r}") from None
+            raise InputError(f"no original-layout name for parameter {key!r}") from None
         mapping[key] = theirs
     return mapping

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
+from ..errors import InputError
 from .config import SegmentationConfig
 from .counting import count_flops, count_params
 from .ddrnet import MODEL_ARCHS
@@ -46,7 +47,7 @@ def _results(config_or_results: Any) -> List[Dict[str, Any]]:
         r = dict(r)
         missing = [k for k in ("metric", "value") if k not in r]
         if missing:
-            raise ValueError(f"result {r} lacks {missing}; each result needs 'metric' and 'value'")
+            raise InputError(f"result {r} lacks {missing}; each result needs 'metric' and 'value'")
         out.append(r)
     return out
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from ..errors import InputError
 from .context import CONTEXT_MODULES
 from .ddrnet import MODEL_ARCHS, DDRNetArch, arch_dict
 
@@ -21,7 +22,7 @@ def _rgb_list(palette: Sequence[Sequence[int]]) -> List[List[int]]:
     for i, c in enumerate(palette):
         c = [int(v) for v in c]
         if len(c) != 3 or not all(0 <= v <= 255 for v in c):
-            raise ValueError(f"palette entry {i} must be three integers in 0-255, got {list(c)}")
+            raise InputError(f"palette entry {i} must be three integers in 0-255, got {list(c)}")
         out.append(c)
     return out
 
@@ -54,27 +55,27 @@ class SegmentationConfig:
 
     def __post_init__(self) -> None:
         if self.architecture not in MODEL_ARCHS:
-            raise ValueError(
+            raise InputError(
                 f"unknown architecture {self.architecture!r}; known: {', '.join(MODEL_ARCHS)} "
                 "(is the config from a newer ddrnet_zoo?)"
             )
         if self.arch is not None:
             self.arch = arch_dict(self.ddrnet_arch())
         if self.context not in CONTEXT_MODULES:
-            raise ValueError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
+            raise InputError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
         if int(self.num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+            raise InputError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.class_names is not None:
             self.class_names = [str(n) for n in self.class_names]
             if len(self.class_names) != self.num_classes:
-                raise ValueError(f"{len(self.class_names)} class names for num_classes={self.num_classes}")
+                raise InputError(f"{len(self.class_names)} class names for num_classes={self.num_classes}")
         if self.palette is not None:
             self.palette = _rgb_list(self.palette)
             if len(self.palette) != self.num_classes:
-                raise ValueError(f"{len(self.palette)} palette colours for num_classes={self.num_classes}")
+                raise InputError(f"{len(self.palette)} palette colours for num_classes={self.num_classes}")
         self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
-            raise ValueError(f"mean/std need {self.in_chans} values, got {len(self.mean)}/{len(self.std)}")
+            raise InputError(f"mean/std need {self.in_chans} values, got {len(self.mean)}/{len(self.std)}")
         if self.train_size is not None:
             self.train_size = tuple(int(v) for v in self.train_size)
 
@@ -92,15 +93,15 @@ class SegmentationConfig:
         d = dict(d)
         version = d.pop("format_version", CONFIG_FORMAT_VERSION)
         if version != CONFIG_FORMAT_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"config format_version {version} is not supported (this ddrnet_zoo reads {CONFIG_FORMAT_VERSION})"
             )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(names)}")
+            raise InputError(f"unknown config fields {unknown}; known fields: {sorted(names)}")
         if "architecture" not in d or "num_classes" not in d:
-            raise ValueError("config needs at least 'architecture' and 'num_classes'")
+            raise InputError("config needs at least 'architecture' and 'num_classes'")
         return cls(**d)
 
     def ddrnet_arch(self) -> DDRNetArch:
@@ -110,7 +111,7 @@ class SegmentationConfig:
         fields = {f.name for f in dataclasses.fields(DDRNetArch)}
         unknown = sorted(set(self.arch) - fields)
         if unknown:
-            raise ValueError(f"unknown arch fields {unknown}; known: {sorted(fields)}")
+            raise InputError(f"unknown arch fields {unknown}; known: {sorted(fields)}")
         d = dict(self.arch)
         if "depths" in d:
             d["depths"] = tuple(int(v) for v in d["depths"])

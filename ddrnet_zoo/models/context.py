@@ -7,6 +7,7 @@ from typing import Callable, Dict, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .layers import NormActConv, resize_to
 
 __all__ = ["DAPPM", "PPM", "ContextProjection", "CONTEXT_MODULES", "build_context"]
@@ -99,5 +100,5 @@ def build_context(name: str, in_chs: int, branch_chs: int, out_chs: int, device=
     """Build the context module ``name`` (``dappm``, ``ppm``/``spp`` or ``none``)."""
     key = str(name).lower()
     if key not in CONTEXT_MODULES:
-        raise ValueError(f"unknown context module {name!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
+        raise InputError(f"unknown context module {name!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
     return CONTEXT_MODULES[key](in_chs, branch_chs, out_chs, device=device, dtype=dtype)

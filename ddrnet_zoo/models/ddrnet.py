@@ -27,6 +27,7 @@ from timm.models._features import FeatureInfo, feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
 
+from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import detect_layout, original_keys, read_shapes, unwrap_state_dict
 from ..published import HF_HUB_ORG, check_published
@@ -69,7 +70,7 @@ class DDRNetArch:
 
     def __post_init__(self) -> None:
         if self.depths[2] % self.conv4_fusions:
-            raise ValueError(f"conv4 depth {self.depths[2]} does not split into {self.conv4_fusions} fusions")
+            raise InputError(f"conv4 depth {self.depths[2]} does not split into {self.conv4_fusions} fusions")
 
     @property
     def high_width(self) -> int:
@@ -285,11 +286,11 @@ class DDRNet(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         if not isinstance(arch, DDRNetArch):
-            raise TypeError(f"arch must be a DDRNetArch, got {type(arch).__name__}")
+            raise InputError(f"arch must be a DDRNetArch, got {type(arch).__name__}")
         num_classes = check_count("num_classes", num_classes, 0)
         in_chans = check_count("in_chans", in_chans, 1)
         if output_stride is not None and output_stride not in OUTPUT_STRIDES:
-            raise ValueError(
+            raise InputError(
                 f"output_stride must be one of {OUTPUT_STRIDES} (or None for the undilated network), "
                 f"got {output_stride!r}"
             )
@@ -535,7 +536,7 @@ class DDRNet(nn.Module):
         segmentation mode). All levels are after ReLU.
         """
         if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+            raise InputError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take_indices, _ = _take_indices(indices)
         if not intermediates_only and (self.segmentation_mode or self._pruned_to_dual):
             raise RuntimeError(
@@ -545,7 +546,7 @@ class DDRNet(nn.Module):
         want = take_indices if intermediates_only else sorted(set(take_indices) | {4})
         last = max(_position(i) for i in want)
         if self._pruned_after is not None and last > _position(self._pruned_after):
-            raise ValueError(
+            raise InputError(
                 f"this model was pruned to pyramid levels up to {self._pruned_after}; indices {take_indices} "
                 "ask for later levels"
             )
@@ -580,7 +581,7 @@ class DDRNet(nn.Module):
         last_level = max(take_indices, key=_position)
         last = _position(last_level)
         if self._pruned_after is not None and last > _position(self._pruned_after):
-            raise ValueError(f"this model was already pruned to pyramid levels up to {self._pruned_after}")
+            raise InputError(f"this model was already pruned to pyramid levels up to {self._pruned_after}")
         if last < _position(4):
             self.final_fusion = nn.Sequential()
             self.low_res_bottleneck = nn.Identity()
@@ -611,7 +612,7 @@ def _take_indices(indices: Optional[Union[int, Sequence[int]]]) -> Tuple[List[in
     try:
         return feature_take_indices(5, indices)
     except AssertionError as e:
-        raise ValueError(f"invalid pyramid indices {indices!r}: DDRNet has 5 levels (0-4). {e}") from None
+        raise InputError(f"invalid pyramid indices {indices!r}: DDRNet has 5 levels (0-4). {e}") from None
 
 
 class DualResolutionFeatureNet(nn.Module):
@@ -624,7 +625,7 @@ class DualResolutionFeatureNet(nn.Module):
     def __init__(self, model: DDRNet, out_indices: Sequence[int] = (0, 1), return_aux: bool = False) -> None:
         super().__init__()
         if tuple(out_indices) not in ((0, 1), (0, 1, 2, 3, 4)):
-            raise ValueError(
+            raise InputError(
                 f"feature_cls='dual' returns both branches; out_indices {tuple(out_indices)} is not supported"
             )
         model.prune_to_dual()
@@ -724,7 +725,7 @@ def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Modul
 def create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
     """Build a registered DDRNet variant (same as ``timm.create_model(variant, ...)``)."""
     if variant not in MODEL_ARCHS:
-        raise ValueError(f"unknown DDRNet variant {variant!r}; available: {', '.join(MODEL_ARCHS)}")
+        raise InputError(f"unknown DDRNet variant {variant!r}; available: {', '.join(MODEL_ARCHS)}")
     return _create_ddrnet(variant, pretrained, **kwargs)
 
 

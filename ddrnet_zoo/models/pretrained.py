@@ -19,6 +19,7 @@ from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, R
 from torch import nn
 
 from .._version import __version__
+from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import read_shapes
 from ..published import check_published
@@ -148,7 +149,7 @@ def split_source(source: str, revision: Optional[str]) -> Tuple[Optional[Path], 
     if "@" in source:
         source, rev = source.split("@", 1)
         if revision is not None and revision != rev:
-            raise ValueError(f"two revisions given: {rev!r} in the id and revision={revision!r}")
+            raise InputError(f"two revisions given: {rev!r} in the id and revision={revision!r}")
         revision = rev
     if source.count("/") != 1 or source.startswith((".", "/", "~")):
         raise FileNotFoundError(

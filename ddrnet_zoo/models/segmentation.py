@@ -129,7 +129,7 @@ class DDRNetSegmentation(
     ) -> None:
         super().__init__()
         if not isinstance(backbone, DDRNet) or not backbone.segmentation_mode:
-            raise ValueError("backbone must be a DDRNet built with segmentation_mode=True")
+            raise InputError("backbone must be a DDRNet built with segmentation_mode=True")
         num_classes = _positive_int(num_classes, "num_classes")
         context = str(context).lower()
         if config is None:
@@ -146,7 +146,7 @@ class DDRNetSegmentation(
         given = (num_classes, context, bool(aux_head), backbone.in_chans, backbone.arch)
         described = (config.num_classes, config.context, config.aux_head, config.in_chans, config.ddrnet_arch())
         if given != described:
-            raise ValueError(
+            raise InputError(
                 f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
                 f"aux_head={config.aux_head}, in_chans={config.in_chans}) does not describe this model "
                 f"({num_classes} classes, context {context!r}, aux_head={bool(aux_head)}, in_chans={backbone.in_chans})"
@@ -232,7 +232,7 @@ class DDRNetSegmentation(
         have = {k: tuple(v.shape) for k, v in self.state_dict().items()}
         if want != have:
             diff = sorted(set(want) ^ set(have)) + sorted(k for k in set(want) & set(have) if want[k] != have[k])
-            raise ValueError(
+            raise InputError(
                 f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
                 f"aux_head={config.aux_head}) does not describe this model; differing tensors: {diff[:8]}"
             )
@@ -305,7 +305,7 @@ class DDRNetSegmentation(
         """
         hub = open_hub_source(pretrained_model_name_or_path, revision, cache_dir, local_files_only, token)
         if hub.is_timm:
-            raise TypeError(f"{pretrained_model_name_or_path} holds a DDRNet classifier, not a segmentation model")
+            raise InputError(f"{pretrained_model_name_or_path} holds a DDRNet classifier, not a segmentation model")
         return cls._from_pretrained(
             model_id=hub.model_id,
             revision=hub.revision,
@@ -401,9 +401,9 @@ def create_segmentation_model(
     num_classes = _positive_int(num_classes, "num_classes")
     arch_name = model_name.split(".", 1)[0]
     if arch_name not in MODEL_ARCHS:
-        raise ValueError(f"unknown DDRNet model {model_name!r}; available: {', '.join(MODEL_ARCHS)}")
+        raise InputError(f"unknown DDRNet model {model_name!r}; available: {', '.join(MODEL_ARCHS)}")
     if str(context).lower() not in CONTEXT_MODULES:
-        raise ValueError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
+        raise InputError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
     custom_arch = backbone_kwargs.pop("arch", None)
     config = SegmentationConfig(
         architecture=arch_name,
