@@ -218,7 +218,7 @@ def build_ort_runner(
 ):
     import onnxruntime as ort
 
-    from ddrnet_zoo.inference.export import export_onnx
+    from ddrnet_zoo.inference.graph_export import export_onnx
 
     path = workdir / f"model_{id(model)}.onnx"
     if not path.exists():

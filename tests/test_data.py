@@ -62,6 +62,31 @@ def write_cityscapes(root: Path, split: str = "train", cities=("aachen", "bonn")
 # ---------------------------------------------------------------- datasets
 
 
+def write_rotated_photo(path: Path, size=(64, 80)) -> np.ndarray:
+    """A photo stored (H, W) = ``size`` with EXIF Orientation 6 (viewers turn it 90 degrees clockwise)."""
+    pixels = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    Image.fromarray(pixels).save(path, exif=exif)
+    return pixels
+
+
+def test_one_image_reader_with_an_explicit_exif_choice(tmp_path):
+    """Datasets keep the stored pixel grid (their labels carry no EXIF); prediction turns photos upright."""
+    from ddrnet_zoo.data.images import read_image
+    from ddrnet_zoo.inference import read_image as predict_read_image
+
+    assert predict_read_image is read_image  # one decoder, re-exported
+    root = write_folder_dataset(tmp_path, n=1)
+    stored = write_rotated_photo(root / "img" / "train0.png")
+    upright = read_image(root / "img" / "train0.png", exif_transpose=True)
+    assert upright.shape == (80, 64, 3) and np.array_equal(upright, np.rot90(stored, k=-1))
+    assert np.array_equal(read_image(root / "img" / "train0.png"), upright)  # the default honours EXIF
+    assert np.array_equal(read_image(root / "img" / "train0.png", exif_transpose=False), stored)
+    image, label = FolderDataset(root, "train", class_names=["a", "b", "c"]).load(0)
+    assert np.array_equal(image, stored) and label.shape == stored.shape[:2]  # not turned: matches its label
+
+
 def test_camvid_splits_and_void_mapping(camvid_root):
     train, val = CamVidDataset(camvid_root, "train"), CamVidDataset(camvid_root, "val")
     both = CamVidDataset(camvid_root, "train+val")
