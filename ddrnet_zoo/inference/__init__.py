@@ -2,6 +2,7 @@
 
 Modules by job: :mod:`.tta` (multi-scale/flip logits), :mod:`.fold` (BatchNorm folding),
 :mod:`.runtime` (the fast paths), :mod:`.graph_export` (ONNX, ``torch.export``, TorchScript),
+:mod:`.benchmark` / :mod:`.benchmark_report` (timing every way of running a model, its tables),
 :mod:`.files` (inputs and output names),
 :mod:`.colors` (palettes, masks, overlays), :mod:`.writer` (background output writing) and
 :mod:`.predict` (the :class:`Predictor` and model loading). Image decoding is
