@@ -116,6 +116,16 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
     assert item["image"].dtype == torch.float32 and item["label"].dtype == torch.int64
 
 
+def test_cityscapes_label_ids_both_ways_from_one_table():
+    from ddrnet_zoo.data import CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_TRAIN_ID_TO_LABEL_ID, train_ids_to_label_ids
+
+    assert {CITYSCAPES_LABEL_TO_TRAIN_ID[v]: v for v in CITYSCAPES_TRAIN_ID_TO_LABEL_ID.values()} == {
+        t: CITYSCAPES_TRAIN_ID_TO_LABEL_ID[t] for t in range(19)
+    }
+    ids = train_ids_to_label_ids(np.arange(19).reshape(1, 19))
+    assert [CITYSCAPES_LABEL_TO_TRAIN_ID[int(v)] for v in ids[0]] == list(range(19))
+
+
 def test_folder_dataset_ignore_and_label_map(tmp_path):
     root = write_folder_dataset(tmp_path, n=2, ignore=9)
     ds = FolderDataset(root, "train", class_names=["a", "b", "c"], ignore_index=9, name="toy")

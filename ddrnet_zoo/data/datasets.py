@@ -302,7 +302,9 @@ class FolderDataset(SegmentationDataset):
             raise DatasetError(f"{name}: class_names are required for a folder dataset (set data.class_names)")
         k = len(class_names)
         if k >= IGNORE_INDEX:
-            raise DatasetError(f"{name}: at most {IGNORE_INDEX - 1} classes are supported (255 is the ignore label)")
+            raise DatasetError(
+                f"{name}: at most {IGNORE_INDEX - 1} classes are supported ({IGNORE_INDEX} is the ignore label)"
+            )
         root = _check_root(root, name)
         samples: List[Sample] = []
         for part in _splits(split):
