@@ -21,7 +21,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from .errors import run_cli
-from .inference.export import (
+from .inference.graph_export import (
     DEFAULT_VERIFY_SIZES,
     EXPORT_OUTPUTS,
     ONNX_EXPORTERS,

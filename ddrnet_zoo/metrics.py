@@ -16,11 +16,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from .constants import IGNORE_INDEX
+
 __all__ = ["confusion_matrix", "ConfusionMatrix", "metrics_from_confusion", "format_metrics_table", "to_jsonable"]
 
 
 def confusion_matrix(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
     """(num_classes, num_classes) int64 matrix ``M[true, pred]`` of one batch, on the inputs' device.
 
@@ -91,7 +93,7 @@ class ConfusionMatrix:
         print(format_metrics_table(cm.compute(class_names)))
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu") -> None:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str = "cpu") -> None:
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=device)

@@ -19,9 +19,11 @@ import argparse
 import sys
 from typing import List, Optional
 
+from .device import PRECISIONS, resolve_device
 from .errors import run_cli
-from .inference.predict import OUTPUT_KINDS, Predictor, load_segmentation_model
-from .inference.runtime import COMPILE_MODES, PRECISIONS, resolve_device
+from .inference.files import OUTPUT_KINDS
+from .inference.predict import Predictor, load_segmentation_model
+from .inference.runtime import COMPILE_MODES
 from .inference.tta import PAPER_SCALES
 from .io import check_output_dir
 from .text import plural

@@ -50,6 +50,7 @@ import torch.utils.benchmark as benchmark  # noqa: E402
 import ddrnet_zoo  # noqa: E402
 from ddrnet_zoo.flops import format_table, paper_complexity_table  # noqa: E402
 from ddrnet_zoo.inference import optimize_for_inference  # noqa: E402
+from ddrnet_zoo.io import atomic_write_json  # noqa: E402
 
 VARIANTS = ("ddrnet23_slim", "ddrnet23", "ddrnet39")
 
@@ -180,8 +181,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         result["latency_cpu_busy_before"] = busy_before
         result["latency_warnings"] = [line for line in load_lines if line.startswith("WARNING")]
     if args.json:
-        from ddrnet_zoo.io import atomic_write_json
-
         atomic_write_json(args.json, result)
         print(f"\nwrote {args.json}")
     return 0

@@ -62,6 +62,31 @@ def write_cityscapes(root: Path, split: str = "train", cities=("aachen", "bonn")
 # ---------------------------------------------------------------- datasets
 
 
+def write_rotated_photo(path: Path, size=(64, 80)) -> np.ndarray:
+    """A photo stored (H, W) = ``size`` with EXIF Orientation 6 (viewers turn it 90 degrees clockwise)."""
+    pixels = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    Image.fromarray(pixels).save(path, exif=exif)
+    return pixels
+
+
+def test_one_image_reader_with_an_explicit_exif_choice(tmp_path):
+    """Datasets keep the stored pixel grid (their labels carry no EXIF); prediction turns photos upright."""
+    from ddrnet_zoo.data.images import read_image
+    from ddrnet_zoo.inference import read_image as predict_read_image
+
+    assert predict_read_image is read_image  # one decoder, re-exported
+    root = write_folder_dataset(tmp_path, n=1)
+    stored = write_rotated_photo(root / "img" / "train0.png")
+    upright = read_image(root / "img" / "train0.png", exif_transpose=True)
+    assert upright.shape == (80, 64, 3) and np.array_equal(upright, np.rot90(stored, k=-1))
+    assert np.array_equal(read_image(root / "img" / "train0.png"), upright)  # the default honours EXIF
+    assert np.array_equal(read_image(root / "img" / "train0.png", exif_transpose=False), stored)
+    image, label = FolderDataset(root, "train", class_names=["a", "b", "c"]).load(0)
+    assert np.array_equal(image, stored) and label.shape == stored.shape[:2]  # not turned: matches its label
+
+
 def test_camvid_splits_and_void_mapping(camvid_root):
     train, val = CamVidDataset(camvid_root, "train"), CamVidDataset(camvid_root, "val")
     both = CamVidDataset(camvid_root, "train+val")
@@ -89,6 +114,16 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
     assert ds.samples[0][0].name == "aachen_000000_000019_leftImg8bit.png"
     item = build_dataset("cityscapes", root, "train", EvalTransform())[1]
     assert item["image"].dtype == torch.float32 and item["label"].dtype == torch.int64
+
+
+def test_cityscapes_label_ids_both_ways_from_one_table():
+    from ddrnet_zoo.data import CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_TRAIN_ID_TO_LABEL_ID, train_ids_to_label_ids
+
+    assert {CITYSCAPES_LABEL_TO_TRAIN_ID[v]: v for v in CITYSCAPES_TRAIN_ID_TO_LABEL_ID.values()} == {
+        t: CITYSCAPES_TRAIN_ID_TO_LABEL_ID[t] for t in range(19)
+    }
+    ids = train_ids_to_label_ids(np.arange(19).reshape(1, 19))
+    assert [CITYSCAPES_LABEL_TO_TRAIN_ID[int(v)] for v in ids[0]] == list(range(19))
 
 
 def test_folder_dataset_ignore_and_label_map(tmp_path):

@@ -170,6 +170,22 @@ def test_truncated_image_is_a_clear_error(tmp_path):
         read_image(path)
 
 
+def test_photos_are_predicted_upright(tmp_path):
+    """EXIF-rotated photos are segmented as viewers show them (the dataset reader keeps the stored grid)."""
+    from test_data import write_rotated_photo
+
+    from ddrnet_zoo.data import read_image
+
+    write_rotated_photo(tmp_path / "portrait.jpg")
+    stored = read_image(tmp_path / "portrait.jpg", exif_transpose=False)
+    predictor = Predictor(_model(5), device="cpu")
+    labels = predictor.predict(tmp_path / "portrait.jpg")
+    assert labels.shape == (80, 64)
+    assert np.array_equal(labels, predictor.predict(np.ascontiguousarray(np.rot90(stored, k=-1))))
+    summary = predictor.predict_files(tmp_path / "portrait.jpg", tmp_path / "out", save=["label"], progress=False)
+    assert summary.ok and Image.open(tmp_path / "out" / "labels" / "portrait.png").size == (64, 80)
+
+
 def test_missing_weights_and_bad_palette(model_dir, images, tmp_path, capsys):
     assert predict_main(["-m", str(tmp_path / "nowhere"), str(images), "-o", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -6,7 +6,8 @@ ignore value, :data:`IGNORE_INDEX` = 255: Cityscapes labelIds go through
 void class 11 becomes 255, and a custom dataset's ``ignore_index`` becomes 255. Losses and
 metrics therefore always ignore 255. Bad data raises :class:`DatasetError` naming the file and
 what to do: a missing root or split, an image without a label, image/label size mismatch,
-label values that are neither a class nor the ignore value.
+label values that are neither a class nor the ignore value. Files are decoded by
+:mod:`ddrnet_zoo.data.images` without EXIF rotation (labels carry none; see there).
 
 Items are ``{"image", "label", "index"}``; with a ``transform`` the image is a normalised
 float tensor (see :mod:`ddrnet_zoo.data.transforms`). ``dataset[(index, epoch)]`` passes the
@@ -21,12 +22,11 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import DDRNetError
-from .meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID, DatasetInfo
-from .transforms import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
+from .images import LABEL_VALUE_LIMIT, DatasetError, read_image, read_label
+from .meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID, DatasetInfo, default_palette
 
 __all__ = [
     "IGNORE_INDEX",
@@ -45,58 +45,7 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 Sample = Tuple[Path, Optional[Path]]
-LUT_SIZE = 1 << 16  # 8- and 16-bit label images
-
-
-class DatasetError(DDRNetError, ValueError):
-    """Dataset files are missing, unmatched or hold invalid labels."""
-
-
-def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
-    """Distinct colours for ``num_classes`` classes (the PASCAL VOC bit-interleaving colour map)."""
-    out = []
-    for i in range(num_classes):
-        r = g = b = 0
-        c = i + 1  # skip black
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out.append((r, g, b))
-    return out
-
-
-def read_image(path: PathLike) -> np.ndarray:
-    """An RGB image as an HxWx3 uint8 array."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetError(f"image file not found: {path}") from None
-    except OSError as e:
-        raise DatasetError(f"cannot read image {path}: {e}") from None
-
-
-def read_label(path: PathLike) -> np.ndarray:
-    """A single-channel label image (class indices) as an HxW integer array."""
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
-                raise DatasetError(
-                    f"label image {path} has mode {im.mode}: labels must be single-channel images of class indices "
-                    "(8/16-bit grayscale or palette PNG), not colour-coded RGB masks"
-                )
-            arr = np.array(im)
-    except FileNotFoundError:
-        raise DatasetError(f"label file not found: {path}") from None
-    except OSError as e:
-        raise DatasetError(f"cannot read label {path}: {e}") from None
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if arr.min(initial=0) < 0 or arr.max(initial=0) >= LUT_SIZE:
-        raise DatasetError(f"label image {path} has values outside 0..{LUT_SIZE - 1}")
-    return arr
+LUT_SIZE = LABEL_VALUE_LIMIT  # 8- and 16-bit label images
 
 
 def _build_lut(mapping: Mapping[int, int], default: int) -> np.ndarray:
@@ -178,7 +127,7 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """Decode sample ``index``: (HxWx3 uint8 image, HxW uint8 train-ID label)."""
         img_path, lbl_path = self.samples[index]
-        image = read_image(img_path)
+        image = read_image(img_path, exif_transpose=False)  # labels carry no EXIF: keep the stored pixel grid
         if lbl_path is None:
             return image, np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
         raw = read_label(lbl_path)
@@ -353,7 +302,9 @@ class FolderDataset(SegmentationDataset):
             raise DatasetError(f"{name}: class_names are required for a folder dataset (set data.class_names)")
         k = len(class_names)
         if k >= IGNORE_INDEX:
-            raise DatasetError(f"{name}: at most {IGNORE_INDEX - 1} classes are supported (255 is the ignore label)")
+            raise DatasetError(
+                f"{name}: at most {IGNORE_INDEX - 1} classes are supported ({IGNORE_INDEX} is the ignore label)"
+            )
         root = _check_root(root, name)
         samples: List[Sample] = []
         for part in _splits(split):

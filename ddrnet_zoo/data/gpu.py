@@ -14,12 +14,11 @@ import logging
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from tqdm import tqdm
 
+from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
 from .datasets import SegmentationDataset
 from .transforms import (
-    IGNORE_INDEX,
     augment_rng,
     image_to_tensor,
     normalize,
@@ -79,8 +78,8 @@ class DeviceAugmenter:
         crop_size: Tuple[int, int],
         scale_range: Tuple[float, float] = (0.5, 2.0),
         flip: bool = True,
-        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
-        std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        mean: Sequence[float] = DEFAULT_MEAN,
+        std: Sequence[float] = DEFAULT_STD,
         image_scale: float = 1.0,
         seed: int = 0,
         ignore_index: int = IGNORE_INDEX,

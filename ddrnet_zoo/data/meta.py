@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+import numpy as np
 
-__all__ = ["DatasetInfo", "CITYSCAPES", "CAMVID", "DATASETS", "get_dataset_info", "CITYSCAPES_LABEL_TO_TRAIN_ID"]
+from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+
+__all__ = [
+    "DatasetInfo",
+    "CITYSCAPES",
+    "CAMVID",
+    "DATASETS",
+    "get_dataset_info",
+    "CITYSCAPES_LABEL_TO_TRAIN_ID",
+    "CITYSCAPES_TRAIN_ID_TO_LABEL_ID",
+    "train_ids_to_label_ids",
+    "default_palette",
+]
 
 RGB = Tuple[int, int, int]
 
@@ -19,9 +31,9 @@ class DatasetInfo:
     name: str
     class_names: Tuple[str, ...]
     palette: Tuple[RGB, ...]
-    ignore_index: int = 255
-    mean: Tuple[float, float, float] = IMAGENET_DEFAULT_MEAN
-    std: Tuple[float, float, float] = IMAGENET_DEFAULT_STD
+    ignore_index: int = IGNORE_INDEX
+    mean: Tuple[float, float, float] = DEFAULT_MEAN
+    std: Tuple[float, float, float] = DEFAULT_STD
     extra: Dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,7 +91,7 @@ CITYSCAPES = DatasetInfo(
         (0, 0, 230),
         (119, 11, 32),
     ),  # fmt: skip
-    ignore_index=255,
+    ignore_index=IGNORE_INDEX,
 )
 
 # Cityscapes labelIds (gtFine_labelIds.png) -> the 19 train IDs; every other id maps to 255.
@@ -87,6 +99,18 @@ CITYSCAPES_LABEL_TO_TRAIN_ID: Dict[int, int] = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
     24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
 }  # fmt: skip
+
+CITYSCAPES_TRAIN_ID_TO_LABEL_ID: Dict[int, int] = {t: k for k, t in CITYSCAPES_LABEL_TO_TRAIN_ID.items()}
+"""The inverse: train ID -> labelId (the test server's format), derived from the table above."""
+
+
+def train_ids_to_label_ids(labels: np.ndarray) -> np.ndarray:
+    """Cityscapes train IDs (0-18, uint8-range) -> labelIds as ``uint8``; any other value becomes 0 (unlabeled)."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for train_id, label_id in CITYSCAPES_TRAIN_ID_TO_LABEL_ID.items():
+        lut[train_id] = label_id
+    return lut[np.asarray(labels).astype(np.uint8)]
+
 
 CAMVID = DatasetInfo(
     name="camvid",
@@ -128,3 +152,22 @@ def get_dataset_info(name: str) -> Optional[DatasetInfo]:
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[key]
+
+
+def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
+    """Distinct colours for ``num_classes`` classes (the PASCAL VOC bit-interleaving colour map).
+
+    Written here because it is eight lines and no installed dependency exposes it; used for
+    custom datasets without colours and for models whose config has no palette.
+    """
+    out = []
+    for i in range(num_classes):
+        r = g = b = 0
+        c = i + 1  # skip black
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return out

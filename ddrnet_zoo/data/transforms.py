@@ -26,7 +26,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
 
 __all__ = [
     "IGNORE_INDEX",
@@ -40,8 +41,8 @@ __all__ = [
     "EvalTransform",
 ]
 
-IGNORE_INDEX = 255
-"""Internal ignore label of every dataset (CamVid's void 11 and custom ignore values are mapped to it)."""
+# IGNORE_INDEX (re-exported from ddrnet_zoo.constants): the internal ignore label of every dataset
+# (CamVid's void 11 and custom ignore values are mapped to it)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,13 @@ def sample_augment_params(
 
 
 def normalize(
-    images: torch.Tensor, mean: Sequence[float] = IMAGENET_DEFAULT_MEAN, std: Sequence[float] = IMAGENET_DEFAULT_STD
+    images: torch.Tensor, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD
 ) -> torch.Tensor:
-    """uint8 (or 0-255 float) images (..., C, H, W) -> float32 ``(x / 255 - mean) / std``."""
+    """uint8 (or 0-255 float) images (..., C, H, W) -> float32 ``(x / 255 - mean) / std``.
+
+    The one normalisation of the package: the CPU transforms, the on-device augmenter and the
+    :class:`~ddrnet_zoo.inference.Predictor` call it (``mean``/``std`` in 0-1, as timm's).
+    """
     c = images.shape[-3]
     m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(c, 1, 1) * 255.0
     s = torch.tensor(std, dtype=torch.float32, device=images.device).view(c, 1, 1) * 255.0
@@ -206,8 +211,8 @@ class TrainTransform:
         crop_size: Tuple[int, int],
         scale_range: Tuple[float, float] = (0.5, 2.0),
         flip: bool = True,
-        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
-        std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        mean: Sequence[float] = DEFAULT_MEAN,
+        std: Sequence[float] = DEFAULT_STD,
         image_scale: float = 1.0,
         seed: int = 0,
         ignore_index: int = IGNORE_INDEX,
@@ -270,7 +275,7 @@ class EvalTransform:
     Resizing for the model (``image_scale``, multi-scale) happens on the device in the evaluator.
     """
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_DEFAULT_MEAN, std: Sequence[float] = IMAGENET_DEFAULT_STD):
+    def __init__(self, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
         self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, image: np.ndarray, label: np.ndarray, index: int = 0, epoch: int = 0) -> Dict[str, torch.Tensor]:

@@ -1,18 +1,21 @@
-"""Inference: test-time augmentation, prediction, deployment (BN folding, compile, CUDA graphs) and export."""
+"""Inference: test-time augmentation, prediction, deployment (BN folding, compile, CUDA graphs) and graph export.
 
-from .export import export_onnx, export_program, export_torchscript, verify_onnx
+Modules by job: :mod:`.tta` (multi-scale/flip logits), :mod:`.fold` (BatchNorm folding),
+:mod:`.runtime` (the fast paths), :mod:`.graph_export` (ONNX, ``torch.export``, TorchScript),
+:mod:`.benchmark` / :mod:`.benchmark_report` (timing every way of running a model, its tables),
+:mod:`.files` (inputs and output names),
+:mod:`.colors` (palettes, masks, overlays), :mod:`.writer` (background output writing) and
+:mod:`.predict` (the :class:`Predictor` and model loading). Image decoding is
+:func:`ddrnet_zoo.data.read_image`; devices and precisions are :mod:`ddrnet_zoo.device`.
+"""
+
+from ..data.images import ImageReadError, read_image
+from ..device import PRECISIONS, precision_dtype, resolve_device
+from .colors import PaletteError, colorize, overlay, resolve_palette
+from .files import find_images
 from .fold import FoldReport, batchnorm_names, fold_batchnorm, max_relative_error
-from .predict import (
-    ImageReadError,
-    PaletteError,
-    Predictor,
-    colorize,
-    find_images,
-    load_segmentation_model,
-    overlay,
-    read_image,
-    resolve_palette,
-)
+from .graph_export import export_onnx, export_program, export_torchscript, verify_onnx
+from .predict import Predictor, load_segmentation_model
 from .runtime import InferenceModel, InferenceOptions, optimize_for_inference
 from .tta import PAPER_SCALES, segment_logits
 
@@ -26,6 +29,9 @@ __all__ = [
     "InferenceModel",
     "InferenceOptions",
     "optimize_for_inference",
+    "PRECISIONS",
+    "precision_dtype",
+    "resolve_device",
     "Predictor",
     "ImageReadError",
     "PaletteError",

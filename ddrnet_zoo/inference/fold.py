@@ -32,6 +32,8 @@ from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from ..models.segmentation import DDRNetSegmentation, SegmentationHead
+
 __all__ = ["FoldReport", "fold_batchnorm", "batchnorm_names", "max_relative_error"]
 
 
@@ -113,8 +115,6 @@ def _fold_head_input(model: nn.Module, report: FoldReport) -> None:
     affine ``s*v + t`` of that sum is ``resize(s*c) + s*h + t``: scale every summed conv by
     ``s`` and add ``t`` once (to ``conv3``'s bias).
     """
-    from ..models.segmentation import DDRNetSegmentation
-
     if not isinstance(model, DDRNetSegmentation):
         raise TypeError("fold_head_input=True needs a DDRNetSegmentation model")
     bn = model.head.conv.bn
@@ -171,7 +171,6 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False, fold_head_input: boo
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()
-    from ..models.segmentation import SegmentationHead
 
     report = FoldReport()
     for prefix, module in list(model.named_modules()):

@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from ..device import PRECISIONS, DeviceError, autocast_dtype, canonical_precision, precision_dtype, resolve_device
+from ..errors import InputError
 from .fold import fold_batchnorm
 
 __all__ = [
@@ -36,27 +38,9 @@ __all__ = [
     "resolve_device",
     "precision_dtype",
 ]
+# PRECISIONS, resolve_device and precision_dtype are re-exported from ddrnet_zoo.device (one vocabulary)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(device: Union[str, torch.device, None] = "auto") -> torch.device:
-    """``"auto"``/``None`` -> CUDA when available, else CPU; a clear error for unavailable CUDA."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} requested but CUDA is not available here; use device='cpu'")
-    return device
-
-
-def precision_dtype(precision: str) -> torch.dtype:
-    """``"fp32"`` / ``"fp16"`` / ``"bf16"`` -> the torch dtype."""
-    if precision not in _DTYPES:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return _DTYPES[precision]
 
 
 @dataclass
@@ -71,7 +55,7 @@ class InferenceOptions:
     channels_last: bool = False
     """NHWC memory format for weights and inputs (faster convolutions with oneDNN / cuDNN)."""
     precision: str = "fp32"
-    """``fp32``, ``fp16`` or ``bf16``."""
+    """``fp32``, ``fp16`` or ``bf16`` (:data:`ddrnet_zoo.device.PRECISIONS`; aliases such as ``none`` accepted)."""
     half_weights: bool = False
     """With fp16/bf16: convert weights and inputs to that dtype instead of using autocast."""
     compile: Optional[str] = None
@@ -86,7 +70,10 @@ class InferenceOptions:
     """Capture one CUDA graph per input shape and replay it (CUDA only; shapes must repeat)."""
 
     def __post_init__(self) -> None:
-        precision_dtype(self.precision)
+        try:
+            self.precision = canonical_precision(self.precision)
+        except DeviceError as e:
+            raise InputError(str(e)) from None
         if self.compile is not None and self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be None or one of {COMPILE_MODES}, got {self.compile!r}")
         if self.half_weights and self.precision == "fp32":
@@ -204,9 +191,10 @@ class InferenceModel(nn.Module):
         return out["out"] if isinstance(out, dict) else out
 
     def _autocast(self):
-        if self.options.precision == "fp32" or self.options.half_weights:
+        dtype = autocast_dtype(self.options.precision)
+        if dtype is None or self.options.half_weights:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """Move ``x`` to the model's device, memory format and (with ``half_weights``) dtype."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
+from torch.export import Dim
 
 from ..io import atomic_path
 from .fold import fold_batchnorm, max_relative_error
@@ -127,8 +129,6 @@ def _size_oblivious():
 
 
 def _dynamic_shapes(min_size: int, dynamic_batch: bool):
-    from torch.export import Dim
-
     dims = {2: Dim("height", min=min_size), 3: Dim("width", min=min_size)}
     if dynamic_batch:
         dims[0] = Dim("batch", min=1)
@@ -137,8 +137,6 @@ def _dynamic_shapes(min_size: int, dynamic_batch: bool):
 
 def _require(*modules: str) -> None:
     """A clear ImportError naming the extra to install when an ONNX package is missing."""
-    import importlib
-
     for name in modules:
         try:
             importlib.import_module(name)

@@ -1,0 +1,369 @@
+"""Inference speed of DDRNet, every way of running it side by side: modes, timing, tables and plots.
+
+The reusable part of ``scripts/benchmark_inference.py`` (the script parses the command line,
+picks the allocator and writes the JSON). :func:`build_modes` lists the ways of running a model
+(eager, folded, channels_last, compiled, bf16/fp16, CUDA graphs, onnxruntime); a :class:`Runner`
+times one mode with CUDA events on the GPU and ``time.perf_counter`` on the CPU;
+:func:`benchmark_case` prepares every mode of one model at one size, checks each against the
+eager model and times them (interleaved on the CPU so that slow drifts hit every mode alike).
+:mod:`.benchmark_report` presents the results (tables, summary, plot).
+
+Timing is written by hand rather than with ``torch.utils.benchmark.Timer``: that times one
+statement in blocks, while the CPU protocol interleaves the modes call by call with a pause
+before each, and onnxruntime sessions are timed by the same loop.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..benchmark import OTHER_LOAD_THRESHOLD, OtherLoad, cpu_busy, wait_until_idle
+from ..flops import count_flops
+from ..models import create_segmentation_model
+from .fold import max_relative_error
+from .graph_export import export_onnx
+from .runtime import optimize_for_inference
+
+__all__ = [
+    "Mode",
+    "build_modes",
+    "measure_peak",
+    "sync",
+    "Runner",
+    "build_torch_runner",
+    "build_ort_runner",
+    "BenchmarkSettings",
+    "benchmark_case",
+]
+
+# ----------------------------------------------------------------------------------------------- modes
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of running a model: :func:`optimize_for_inference` options, or onnxruntime."""
+
+    name: str
+    description: str
+    options: Dict[str, Any] = field(default_factory=dict)
+    devices: Tuple[str, ...] = ("cpu", "cuda")
+    reduced_precision: bool = False
+    runtime: str = "torch"
+
+
+def build_modes(compile_modes: List[str]) -> Dict[str, Mode]:
+    """Every mode by name (one ``compiled`` row per ``torch.compile`` mode in ``compile_modes``)."""
+    fp32 = dict(fold=True, channels_last=True)
+    modes = [
+        Mode("eager", "unfolded fp32 NCHW eager (the original code's way)", dict(fold=False)),
+        Mode("folded", "BN folded, fp32 NCHW eager", dict(fold=True)),
+        Mode("folded+cl", "folded, channels_last, fp32 eager", fp32),
+    ]
+    for cm in compile_modes:
+        suffix = "" if cm == "default" else f"-{cm}"
+        modes.append(Mode(f"compiled{suffix}", f"folded, channels_last, torch.compile({cm})", dict(fp32, compile=cm)))
+    for prec, devices in (("bf16", ("cpu", "cuda")), ("fp16", ("cuda",))):
+        half = dict(fp32, precision=prec, half_weights=True)
+        modes.append(Mode(prec, f"folded, channels_last, {prec} weights", half, devices, True))
+        modes.append(
+            Mode(
+                f"{prec}-compiled",
+                f"{prec} weights + torch.compile(default)",
+                dict(half, compile="default"),
+                devices,
+                True,
+            )
+        )
+    modes.append(
+        Mode(
+            "fp16-cuda-graphs",
+            "fp16 weights, one CUDA graph replayed",
+            dict(fp32, precision="fp16", half_weights=True, cuda_graphs=True),
+            ("cuda",),
+            True,
+        )
+    )
+    modes.append(
+        Mode(
+            "fp16-compiled-cuda-graphs",
+            "fp16 weights + torch.compile(max-autotune-no-cudagraphs) in a CUDA graph",
+            dict(fp32, precision="fp16", half_weights=True, cuda_graphs=True, compile="max-autotune-no-cudagraphs"),
+            ("cuda",),
+            True,
+        )
+    )
+    modes.append(Mode("onnxruntime", "ONNX export (folded) in onnxruntime", {}, ("cpu", "cuda"), runtime="onnxruntime"))
+    return {m.name: m for m in modes}
+
+
+def measure_peak(device: torch.device) -> Dict[str, float]:
+    """Achievable fp32 GFLOP/s here: a 2048^3 matmul and a 64->64 3x3 conv at 128x256 (channels_last)."""
+
+    def rate(fn: Callable[[], Any], flop: float, n: int = 10) -> float:
+        fn()
+        fn()
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        sync(device)
+        return flop * n / (time.perf_counter() - t) / 1e9
+
+    out = {}
+    with torch.inference_mode():
+        a = torch.randn(2048, 2048, device=device)
+        out["matmul_fp32_gflops"] = rate(lambda: a @ a, 2 * 2048**3)
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+        x = torch.randn(1, 64, 128, 256, device=device).contiguous(memory_format=torch.channels_last)
+        out["conv3x3_fp32_gflops"] = rate(lambda: conv(x), 2 * 64 * 64 * 9 * 128 * 256)
+        if device.type == "cpu" or torch.cuda.is_bf16_supported():
+            ab = a.bfloat16()
+            out["matmul_bf16_gflops"] = rate(lambda: ab @ ab, 2 * 2048**3)
+    return out
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------- runners
+
+
+class Runner:
+    """One mode of one model at one size: ``call()`` runs a forward pass; ``timed()`` returns its seconds."""
+
+    def __init__(
+        self,
+        mode: Mode,
+        fn: Callable[[], Any],
+        output: Callable[[], torch.Tensor],
+        device: torch.device,
+        setup_seconds: float = 0.0,
+        host_timing: bool = False,
+    ):
+        self.mode = mode
+        self.fn = fn
+        self.output = output
+        self.device = device
+        self.host_timing = host_timing
+        self.setup_seconds = setup_seconds
+        self.times: List[float] = []
+        if device.type == "cuda":
+            self.start = torch.cuda.Event(enable_timing=True)
+            self.end = torch.cuda.Event(enable_timing=True)
+
+    def timed(self) -> float:
+        if self.device.type == "cuda" and not self.host_timing:
+            self.start.record()
+            self.fn()
+            self.end.record()
+            self.end.synchronize()
+            return self.start.elapsed_time(self.end) / 1000.0
+        t = time.perf_counter()
+        self.fn()
+        return time.perf_counter() - t
+
+
+def build_torch_runner(
+    mode: Mode, model: torch.nn.Module, x: torch.Tensor, device: torch.device, warmup: int
+) -> Runner:
+    """A :class:`Runner` of ``model`` prepared as ``mode`` says, compiled and warmed up (compile time = setup)."""
+    engine = optimize_for_inference(model, device=device, **mode.options)
+    xx = engine.prepare_input(x)  # device, dtype and memory format conversions are not timed
+    t = time.perf_counter()
+    engine.warmup(xx, iters=1)
+    first = time.perf_counter() - t
+    for _ in range(warmup):
+        engine(xx)
+    sync(device)
+    setup = first if mode.options.get("compile") else 0.0
+    return Runner(mode, lambda: engine(xx), lambda: engine(xx).float(), device, setup)
+
+
+def build_ort_runner(
+    mode: Mode, model: torch.nn.Module, x: torch.Tensor, device: torch.device, threads: int, warmup: int, workdir: Path
+) -> Runner:
+    """A :class:`Runner` of ``model``'s ONNX export (written to ``workdir``) in an onnxruntime session."""
+    import onnxruntime as ort  # optional (the 'onnx' extra): imported only for this mode
+
+    path = workdir / f"model_{id(model)}.onnx"
+    if not path.exists():
+        export_onnx(model, path, verify_sizes=None)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError("onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)")
+        providers = ["CUDAExecutionProvider"]
+    t = time.perf_counter()
+    session = ort.InferenceSession(str(path), opts, providers=providers)
+    setup = time.perf_counter() - t
+    feed = {session.get_inputs()[0].name: x.cpu().numpy()}
+    for _ in range(warmup + 1):
+        session.run(None, feed)
+    # session.run is synchronous and returns host arrays (input copied from the host each call): host timing
+    return Runner(
+        mode,
+        lambda: session.run(None, feed),
+        lambda: torch.from_numpy(session.run(None, feed)[0]),
+        device,
+        setup,
+        host_timing=True,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- benchmark
+
+
+@dataclass
+class BenchmarkSettings:
+    """How :func:`benchmark_case` times (the script's options of the same names)."""
+
+    runs: int = 30
+    """Timed runs per mode."""
+    warmup: int = 3
+    """Untimed runs per mode after setup."""
+    batch: int = 1
+    num_classes: int = 19
+    threads: int = 1
+    """CPU threads for onnxruntime (torch's are set by the caller)."""
+    schedule: str = "interleaved"
+    """``interleaved`` (one call of each mode per round) or ``blocked`` (all calls of a mode in a row)."""
+    gap_ms: float = 10.0
+    """Untimed pause before each timed call."""
+    max_other_load: float = OTHER_LOAD_THRESHOLD
+    """CPU: time again when other processes took more than this fraction of the CPUs."""
+    retries: int = 0
+    wait_idle: float = 0.0
+    """Wait up to this many seconds for an idle CPU before timing again."""
+    no_flops: bool = False
+    """Skip the fvcore FLOP count."""
+
+
+def percentile(values: List[float], q: float) -> float:
+    """The ``q``-th percentile of ``values``."""
+    return float(np.percentile(np.asarray(values), q))
+
+
+def count_gmacs(name: str, num_classes: int, size: Tuple[int, int]) -> Optional[float]:
+    """fvcore multiply-adds of the benchmarked model (no auxiliary head, BN excluded, logits at input size)."""
+    try:
+        m = create_segmentation_model(name, num_classes=num_classes, aux_head=False)
+        return count_flops(m, (1, 3, *size), exclude_norm=True) / 1e9
+    except Exception as e:  # fvcore is optional for the benchmark
+        print(f"  (no FLOP count: {type(e).__name__}: {e})")
+        return None
+
+
+def benchmark_case(
+    name: str,
+    size: Tuple[int, int],
+    modes: List[Mode],
+    args: BenchmarkSettings,
+    device: torch.device,
+    workdir: Path,
+) -> Dict[str, Any]:
+    """Prepare every mode of ``name`` at ``size``, check each against eager fp32, time them; one result dict."""
+    torch.manual_seed(0)
+    model = create_segmentation_model(name, num_classes=args.num_classes).eval()
+    x = torch.randn(args.batch, 3, *size)
+    runners: List[Runner] = []
+    skipped: Dict[str, str] = {}
+    for mode in modes:
+        print(f"  preparing {mode.name} ...", flush=True)
+        try:
+            if mode.runtime == "onnxruntime":
+                r = build_ort_runner(mode, model, x, device, args.threads, args.warmup, workdir)
+            else:
+                r = build_torch_runner(mode, model, x, device, args.warmup)
+            runners.append(r)
+        except Exception as e:  # report and carry on with the other modes
+            skipped[mode.name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            print(f"  skipped {mode.name}: {skipped[mode.name]}")
+    # accuracy of every mode against the eager fp32 model
+    with torch.no_grad():
+        reference = model.to(device)(x.to(device)).float().cpu()
+        model.cpu()
+    errors = {}
+    for r in runners:
+        out = r.output().float().cpu()
+        errors[r.mode.name] = max_relative_error(out, reference)
+        agree = (out.argmax(1) == reference.argmax(1)).float().mean().item()
+        errors[r.mode.name + ":argmax_agreement"] = agree
+    gap = args.gap_ms / 1000.0
+    attempts = 0
+    while True:
+        attempts += 1
+        busy_before = cpu_busy(0.5) if device.type == "cpu" else None
+        for r in runners:
+            r.times = []
+        start = time.perf_counter()
+        with OtherLoad() as others:
+            if args.schedule == "interleaved":
+                for _ in range(args.runs):
+                    for r in runners:
+                        time.sleep(gap)
+                        r.times.append(r.timed())
+            else:
+                for r in runners:
+                    for _ in range(args.runs):
+                        time.sleep(gap)
+                        r.times.append(r.timed())
+        elapsed = time.perf_counter() - start
+        load = others.fraction
+        if device.type != "cpu" or load is None or load <= args.max_other_load or attempts > args.retries:
+            break
+        print(f"  other processes took {load:.0%} of the CPUs while timing: timing again ({attempts}/{args.retries})")
+        if args.wait_idle > 0:
+            wait_until_idle(args.wait_idle)
+    gmacs = None if args.no_flops else count_gmacs(name, args.num_classes, size)
+    rows = []
+    eager = next((r for r in runners if r.mode.name == "eager"), None)
+    eager_median = statistics.median(eager.times) if eager else None
+    for r in runners:
+        med = statistics.median(r.times)
+        row = {
+            "mode": r.mode.name,
+            "description": r.mode.description,
+            "reduced_precision": r.mode.reduced_precision,
+            "median_ms": med * 1000,
+            "p90_ms": percentile(r.times, 90) * 1000,
+            "mean_ms": statistics.fmean(r.times) * 1000,
+            "min_ms": min(r.times) * 1000,
+            "fps": args.batch / med,
+            "ratio_to_eager": med / eager_median if eager_median else None,
+            "speedup_vs_eager": eager_median / med if eager_median else None,
+            "setup_seconds": r.setup_seconds,
+            "max_rel_error_vs_eager": errors[r.mode.name],
+            "argmax_agreement_vs_eager": errors[r.mode.name + ":argmax_agreement"],
+            "runs": len(r.times),
+        }
+        if gmacs:
+            row["achieved_gflops"] = 2 * gmacs * args.batch / med
+        rows.append(row)
+    del runners
+    gc.collect()
+    return {
+        "variant": name,
+        "input": [args.batch, 3, *size],
+        "gmacs": gmacs,
+        "rows": rows,
+        "skipped": skipped,
+        "timing_seconds": elapsed,
+        "cpu_busy_before": busy_before,
+        "other_processes_cpu_during_timing": others.fraction,
+        "timing_attempts": attempts,
+    }
