@@ -17,6 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ddrnet_zoo import load_model
+from ddrnet_zoo.convert import convert_checkpoint
+from ddrnet_zoo.convert.cli import _apply_overrides
+from ddrnet_zoo.errors import run_cli
+from ddrnet_zoo.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo.models import DDRNetSegmentation
+
 EPILOG = """\
 examples:
   # the ImageNet weights of the original release, as the default timm weights of ddrnet23_slim
@@ -72,11 +79,6 @@ def _load_results(path: Optional[str]) -> Optional[List[Dict[str, Any]]]:
 
 def build_folder(args: argparse.Namespace, out: Path) -> Path:
     """Convert ``args.src`` and write the Hub folder to ``out``."""
-    from ddrnet_zoo.convert import convert_checkpoint, load_checkpoint_any
-    from ddrnet_zoo.convert.cli import _apply_overrides
-    from ddrnet_zoo.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-    from ddrnet_zoo.models import DDRNetSegmentation
-
     existing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if (out / n).exists()]
     if existing and not args.force:
         raise FileExistsError(f"{out} already holds {existing}; pass --force to replace them")
@@ -93,7 +95,7 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
         print(converted.summary())
         model = converted.create_model()
     else:
-        model = load_checkpoint_any(src, model_name=args.model, num_classes=args.num_classes)
+        model = load_model(src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):
             model.config = _apply_overrides(model.config, args.dataset, args.train_size, None)
     config = getattr(model, "config", None)
@@ -105,37 +107,36 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    from ddrnet_zoo.hub import upload_folder_to_hub
-    from ddrnet_zoo.io import CheckpointError
-
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            if args.out:
-                out = Path(args.out)
-            elif args.dry_run:
-                out = Path("hub") / args.repo_id.split("/")[-1]
-            else:
-                out = Path(tmp) / "hub"
-            build_folder(args, out)
-            if args.dry_run:
-                print("dry run:       nothing uploaded")
-                return 0
-            commit = upload_folder_to_hub(
-                out,
-                args.repo_id,
-                commit_message=args.commit_message,
-                private=args.private or None,
-                token=args.token,
-                revision=args.revision,
-                create_pr=args.create_pr,
-            )
-            print(f"uploaded:      {getattr(commit, 'commit_url', commit)}")
+def run(args: argparse.Namespace) -> int:
+    """Write the folder and upload it (unless ``--dry-run``); returns the exit status."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.out:
+            out = Path(args.out)
+        elif args.dry_run:
+            out = Path("hub") / args.repo_id.split("/")[-1]
+        else:
+            out = Path(tmp) / "hub"
+        build_folder(args, out)
+        if args.dry_run:
+            print("dry run:       nothing uploaded")
             return 0
-    except (CheckpointError, ValueError, TypeError, OSError) as e:
-        print(f"push_to_hub.py: error: {e}", file=sys.stderr)
-        return 2
+        commit = upload_folder_to_hub(
+            out,
+            args.repo_id,
+            commit_message=args.commit_message,
+            private=args.private or None,
+            token=args.token,
+            revision=args.revision,
+            create_pr=args.create_pr,
+        )
+        print(f"uploaded:      {getattr(commit, 'commit_url', commit)}")
+        return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit status (2 with a one-line reason on bad input)."""
+    args = build_parser().parse_args(argv)
+    return run_cli("push_to_hub.py", lambda: run(args))
 
 
 if __name__ == "__main__":
