@@ -20,7 +20,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
-from .errors import run_cli
+from .errors import InputError, run_cli
 from .inference.graph_export import (
     DEFAULT_VERIFY_SIZES,
     EXPORT_OUTPUTS,
@@ -94,12 +94,12 @@ def _format_of(args: argparse.Namespace) -> str:
 def _load(args: argparse.Namespace):
     if args.random_init:
         if args.model:
-            raise ValueError("--random-init builds an untrained model; do not pass --model with it")
+            raise InputError("--random-init builds an untrained model; do not pass --model with it")
         if not args.model_name or not args.num_classes:
-            raise ValueError("--random-init needs --architecture and --num-classes")
+            raise InputError("--random-init needs --architecture and --num-classes")
         return create_segmentation_model(args.model_name, num_classes=args.num_classes).eval()
     if not args.model:
-        raise ValueError("pass --model (Hub id, Hub folder or checkpoint), or --random-init with --architecture")
+        raise InputError("pass --model (Hub id, Hub folder or checkpoint), or --random-init with --architecture")
     return load_segmentation_model(
         args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
     )
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-export`` / ``python -m ddrnet_zoo.export``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return run_cli("ddrnet-export", lambda: run(args), (ValueError, TypeError, ImportError))
+    return run_cli("ddrnet-export", lambda: run(args), (ImportError,))  # a missing optional exporter
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from .constants import IGNORE_INDEX
+from .errors import InputError
 
 __all__ = ["confusion_matrix", "ConfusionMatrix", "metrics_from_confusion", "format_metrics_table", "to_jsonable"]
 
@@ -31,9 +32,9 @@ def confusion_matrix(
     raises (checked without leaving the device only when it is cheap: on CPU always).
     """
     if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} != label shape {tuple(target.shape)}")
+        raise InputError(f"prediction shape {tuple(pred.shape)} != label shape {tuple(target.shape)}")
     if pred.is_floating_point() or target.is_floating_point():
-        raise TypeError("pred and target must be integer class indices (take logits.argmax(1) first)")
+        raise InputError("pred and target must be integer class indices (take logits.argmax(1) first)")
     k = int(num_classes)
     pred = pred.reshape(-1).long()
     target = target.reshape(-1).long()
@@ -41,12 +42,12 @@ def confusion_matrix(
     if pred.device.type == "cpu":
         bad_t = valid & ((target < 0) | (target >= k))
         if bad_t.any():
-            raise ValueError(
+            raise InputError(
                 f"labels contain values {sorted(set(target[bad_t].unique().tolist()))[:10]} outside 0..{k - 1} "
                 f"that are not the ignore index {ignore_index}"
             )
         if ((pred < 0) | (pred >= k)).any():
-            raise ValueError(f"predictions outside 0..{k - 1}")
+            raise InputError(f"predictions outside 0..{k - 1}")
     # invalid pixels go to an extra bin that is dropped: no data-dependent shapes, no host sync
     index = torch.where(valid, target.clamp(0, k - 1) * k + pred.clamp(0, k - 1), torch.full_like(target, k * k))
     return torch.bincount(index, minlength=k * k + 1)[: k * k].reshape(k, k)
@@ -65,7 +66,7 @@ def metrics_from_confusion(matrix: torch.Tensor, class_names: Optional[Sequence[
     total = m.sum()
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     if len(names) != k:
-        raise ValueError(f"{len(names)} class names for a {k}-class confusion matrix")
+        raise InputError(f"{len(names)} class names for a {k}-class confusion matrix")
 
     def nanmean(t: torch.Tensor) -> float:
         ok = ~torch.isnan(t)

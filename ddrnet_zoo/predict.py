@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-predict`` / ``python -m ddrnet_zoo.predict``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return run_cli("ddrnet-predict", lambda: run(args), (ValueError, TypeError, RuntimeError))
+    return run_cli("ddrnet-predict", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from test_train import synthetic_overrides
 
 from ddrnet_zoo import create_segmentation_model
 from ddrnet_zoo.convert.cli import main as convert_main
-from ddrnet_zoo.errors import DDRNetError, OutputPathError, user_message
+from ddrnet_zoo.errors import DDRNetError, InputError, OutputPathError, run_cli, user_message
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
 from ddrnet_zoo.hub import from_pretrained, save_pretrained
@@ -284,3 +284,18 @@ def test_num_classes_accepts_integer_types():
     model = tiny(np.int64(4))
     assert model.num_classes == 4 and type(model.config.num_classes) is int
     json.dumps(model.config.to_dict())
+
+
+def test_run_cli_reports_user_errors_and_lets_bugs_surface(capsys):
+    def user_error() -> int:
+        raise InputError("num_classes must be a positive integer, got 0")
+
+    def bug() -> int:
+        raise KeyError("an internal bug")
+
+    assert run_cli("prog", user_error) == 2
+    assert capsys.readouterr().err == "prog: error: num_classes must be a positive integer, got 0\n"
+    with pytest.raises(KeyError, match="an internal bug"):
+        run_cli("prog", bug)
+    with pytest.raises(ValueError):  # a plain ValueError is a bug, not a user error: it keeps its traceback
+        run_cli("prog", lambda: int("x"))

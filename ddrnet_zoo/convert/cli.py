@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``ddrnet-convert``; returns the exit status (2 on bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
-    return run_cli("ddrnet-convert", lambda: run(args), (ValueError, TypeError))
+    return run_cli("ddrnet-convert", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..constants import IGNORE_INDEX
+from ..errors import InputError
 from .images import LABEL_VALUE_LIMIT, DatasetError, read_image, read_label
 from .meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID, DatasetInfo, default_palette
 
@@ -106,7 +107,7 @@ class SegmentationDataset(Dataset):
         """Keep the first ``n`` samples (all when ``n`` is None) — for quick experiments and tests."""
         if n is not None:
             if n < 1:
-                raise ValueError(f"max_samples must be >= 1, got {n}")
+                raise InputError(f"max_samples must be >= 1, got {n}")
             self.samples = self.samples[:n]
         return self
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DDRNetError
+from ..errors import DDRNetError, InputError
 
 __all__ = [
     "DatasetError",
@@ -92,11 +92,11 @@ def to_rgb_array(
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
         if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"images must be (H, W, 3) RGB arrays, got shape {image.shape}")
+            raise InputError(f"images must be (H, W, 3) RGB arrays, got shape {image.shape}")
         if image.dtype != np.uint8:
-            raise TypeError(f"image arrays must be uint8 (0-255), got {image.dtype}")
+            raise InputError(f"image arrays must be uint8 (0-255), got {image.dtype}")
         return image
-    raise TypeError(f"cannot use a {type(image).__name__} as an image (path, PIL image or uint8 array expected)")
+    raise InputError(f"cannot use a {type(image).__name__} as an image (path, PIL image or uint8 array expected)")
 
 
 def unreadable_images(paths: Sequence[Path]) -> List[Tuple[Path, str]]:

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+from ..errors import InputError
 
 __all__ = [
     "DatasetInfo",
@@ -38,7 +39,7 @@ class DatasetInfo:
 
     def __post_init__(self) -> None:
         if len(self.class_names) != len(self.palette):
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: {len(self.class_names)} class names but {len(self.palette)} palette colours"
             )
 
@@ -150,7 +151,7 @@ def get_dataset_info(name: str) -> Optional[DatasetInfo]:
     """Metadata of a known dataset; raises ``ValueError`` for unknown names."""
     key = name.lower()
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[key]
 
 

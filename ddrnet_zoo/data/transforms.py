@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+from ..errors import InputError
 
 __all__ = [
     "IGNORE_INDEX",
@@ -99,7 +100,7 @@ def normalize(
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC uint8 array -> CxHxW uint8 tensor (no copy where possible)."""
     if image.ndim != 3:
-        raise ValueError(f"expected an HxWxC image array, got shape {image.shape}")
+        raise InputError(f"expected an HxWxC image array, got shape {image.shape}")
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
 
 
@@ -138,7 +139,7 @@ def scale_crop_flip(
     Returns (N, C, crop_h, crop_w) images and (N, crop_h, crop_w) int64 labels.
     """
     if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        raise InputError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     n, _, h_in, w_in = images.shape
     dev = images.device
     ch, cw = crop_size
@@ -219,12 +220,12 @@ class TrainTransform:
     ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         if min(self.crop_size) < 1:
-            raise ValueError(f"crop_size must be positive, got {crop_size}")
+            raise InputError(f"crop_size must be positive, got {crop_size}")
         lo, hi = float(scale_range[0]), float(scale_range[1])
         if not 0 < lo <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+            raise InputError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
         if image_scale <= 0:
-            raise ValueError(f"image_scale must be positive, got {image_scale}")
+            raise InputError(f"image_scale must be positive, got {image_scale}")
         self.scale_range = (lo, hi)
         self.flip = bool(flip)
         self.mean, self.std = tuple(mean), tuple(std)

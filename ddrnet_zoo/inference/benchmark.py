@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..benchmark import OTHER_LOAD_THRESHOLD, OtherLoad, cpu_busy, wait_until_idle
+from ..device import DeviceError
 from ..flops import count_flops
 from ..models import create_segmentation_model
 from .fold import max_relative_error
@@ -206,7 +207,7 @@ def build_ort_runner(
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise RuntimeError("onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)")
+            raise DeviceError("onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)")
         providers = ["CUDAExecutionProvider"]
     t = time.perf_counter()
     session = ort.InferenceSession(str(path), opts, providers=providers)

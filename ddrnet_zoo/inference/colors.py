@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.meta import DATASETS, default_palette, train_ids_to_label_ids
-from ..errors import DDRNetError
+from ..errors import DDRNetError, InputError
 
 __all__ = ["PaletteError", "resolve_palette", "colorize", "overlay", "label_image"]
 
@@ -93,9 +93,9 @@ def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """``image`` blended with its colour mask: ``(1 - alpha) * image + alpha * color``."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InputError(f"alpha must be in [0, 1], got {alpha}")
     if image.shape != color.shape:
-        raise ValueError(f"image {image.shape} and colour mask {color.shape} differ in size")
+        raise InputError(f"image {image.shape} and colour mask {color.shape} differ in size")
     out = image.astype(np.float32) * (1.0 - alpha) + color.astype(np.float32) * alpha
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
+from ..errors import InputError
+
 __all__ = ["IMAGE_EXTENSIONS", "OUTPUT_KINDS", "ImageSource", "find_images", "output_path"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -96,7 +98,7 @@ def find_images(inputs: Union[PathLike, Sequence[PathLike]], recursive: bool = T
     names: Dict[str, Path] = {}
     for item in found:
         if item.name in names:
-            raise ValueError(
+            raise InputError(
                 f"{names[item.name]} and {item.path} would both be written as {item.name!r}; "
                 "predict them into different output folders or pass their parent folder instead"
             )

@@ -32,6 +32,7 @@ from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from ..errors import InputError
 from ..models.segmentation import DDRNetSegmentation, SegmentationHead
 
 __all__ = ["FoldReport", "fold_batchnorm", "batchnorm_names", "max_relative_error"]
@@ -75,13 +76,13 @@ def _activation_after(bn: nn.BatchNorm2d) -> nn.Module:
 
 def _check_foldable(bn: nn.BatchNorm2d, name: str) -> None:
     if not bn.track_running_stats or bn.running_mean is None or bn.running_var is None:
-        raise ValueError(f"{name}: BatchNorm without running statistics cannot be folded")
+        raise InputError(f"{name}: BatchNorm without running statistics cannot be folded")
 
 
 def _fused_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A copy of ``conv`` whose weight and bias include ``bn`` (computed in float64)."""
     if conv.out_channels != bn.num_features:
-        raise ValueError(f"conv has {conv.out_channels} output channels but the BN {bn.num_features} features")
+        raise InputError(f"conv has {conv.out_channels} output channels but the BN {bn.num_features} features")
     fused = copy.deepcopy(conv)
     if fused.bias is None:
         fused.bias = nn.Parameter(torch.zeros(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype))
@@ -116,14 +117,14 @@ def _fold_head_input(model: nn.Module, report: FoldReport) -> None:
     ``s`` and add ``t`` once (to ``conv3``'s bias).
     """
     if not isinstance(model, DDRNetSegmentation):
-        raise TypeError("fold_head_input=True needs a DDRNetSegmentation model")
+        raise InputError("fold_head_input=True needs a DDRNetSegmentation model")
     bn = model.head.conv.bn
     if not isinstance(bn, nn.BatchNorm2d):
         return  # already folded
     _check_foldable(bn, "head.conv.bn")
     bottleneck = model.backbone.high_res_bottleneck
     if bottleneck.final_act:
-        raise ValueError("the high-resolution bottleneck ends with ReLU; head.conv.bn cannot be folded into it")
+        raise InputError("the high-resolution bottleneck ends with ReLU; head.conv.bn cannot be folded into it")
     targets = [("backbone.high_res_bottleneck.conv3.conv", bottleneck.conv3.conv)]
     if bottleneck.downsample is not None:
         targets.append(("backbone.high_res_bottleneck.downsample.conv", bottleneck.downsample.conv))
@@ -133,7 +134,7 @@ def _fold_head_input(model: nn.Module, report: FoldReport) -> None:
             targets.append((f"context.{attr}.conv", unit.conv))
     for name, conv in targets:
         if not isinstance(conv, nn.Conv2d):
-            raise TypeError(f"{name} is {type(conv).__name__}, expected Conv2d")
+            raise InputError(f"{name} is {type(conv).__name__}, expected Conv2d")
     with torch.no_grad():
         inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
         gamma = torch.ones_like(inv_std) if bn.weight is None else bn.weight.double()
@@ -167,7 +168,7 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False, fold_head_input: boo
             exact for the logits, but the backbone's ``high_res`` features change scale).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise InputError(f"model must be an nn.Module, got {type(model).__name__}")
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()

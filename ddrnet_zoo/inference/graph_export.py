@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from ..errors import DDRNetError, InputError
 from ..io import atomic_path
 from .fold import fold_batchnorm, max_relative_error
 
@@ -56,7 +57,7 @@ class SegmentationExportWrapper(nn.Module):
     def __init__(self, model: nn.Module, output: str = "logits") -> None:
         super().__init__()
         if output not in EXPORT_OUTPUTS:
-            raise ValueError(f"output must be one of {EXPORT_OUTPUTS}, got {output!r}")
+            raise InputError(f"output must be one of {EXPORT_OUTPUTS}, got {output!r}")
         self.model = model
         self.output = output
         self._takes_return_aux = hasattr(model, "aux_head")
@@ -88,9 +89,13 @@ class ExportResult:
     fallback_reason: Optional[str] = None
 
 
+class ExportError(DDRNetError, RuntimeError):
+    """An exporter failed on the model (the message says which and why)."""
+
+
 def _prepare(model: nn.Module, fold: bool, output: str) -> Tuple[SegmentationExportWrapper, List[str]]:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise InputError(f"model must be an nn.Module, got {type(model).__name__}")
     model = _eval_copy(model).float().to("cpu")
     if getattr(model, "aux_head", None) is not None:
         model.aux_head = None  # the deployed graph holds the main head only
@@ -108,7 +113,7 @@ def _example(model: nn.Module, size: Tuple[int, int], batch: int) -> torch.Tenso
     min_size = int(getattr(model, "min_input_size", 1))
     h, w = int(size[0]), int(size[1])
     if min(h, w) < min_size:
-        raise ValueError(f"example size {h}x{w} is below the model's minimum input {min_size}")
+        raise InputError(f"example size {h}x{w} is below the model's minimum input {min_size}")
     return torch.randn(batch, in_chans, h, w, generator=torch.Generator().manual_seed(0))
 
 
@@ -190,7 +195,7 @@ def export_onnx(
             ``rtol`` relative); ``None`` or empty skips the check (onnxruntime not needed then).
     """
     if exporter not in ONNX_EXPORTERS:
-        raise ValueError(f"exporter must be one of {ONNX_EXPORTERS}, got {exporter!r}")
+        raise InputError(f"exporter must be one of {ONNX_EXPORTERS}, got {exporter!r}")
     _require("onnx", "onnxscript")
     if verify_sizes:
         _require("onnxruntime")
@@ -219,7 +224,7 @@ def export_onnx(
                 used = "dynamo"
             except Exception as e:  # the exporter raises many types
                 if exporter == "dynamo":
-                    raise RuntimeError(f"the dynamo ONNX exporter failed: {type(e).__name__}: {e}") from e
+                    raise ExportError(f"the dynamo ONNX exporter failed: {type(e).__name__}: {e}") from e
                 reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if used is None:
             axes = {0: "batch", 2: "height", 3: "width"} if dynamic else {}
@@ -286,13 +291,13 @@ def verify_onnx(
             ref = wrapper(x)
         got = torch.from_numpy(session.run(None, {input_name: x.numpy()})[0])
         if got.shape != ref.shape:
-            raise ValueError(
+            raise InputError(
                 f"{path}: output shape {tuple(got.shape)} at input {tuple(x.shape)}, expected {tuple(ref.shape)}"
             )
         err = float((got != ref).float().mean()) if output == "labels" else max_relative_error(got, ref)
         errors[f"{batch}x{h}x{w}"] = err
         if err > rtol and output != "labels":
-            raise ValueError(
+            raise InputError(
                 f"{path}: onnxruntime differs from PyTorch by {err:.2e} (relative) at {batch}x{h}x{w}, above {rtol:g}"
             )
     return errors

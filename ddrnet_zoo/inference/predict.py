@@ -35,6 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..constants import DEFAULT_MEAN, DEFAULT_STD
 from ..data.images import ImageReadError, read_image, to_rgb_array, unreadable_images
 from ..data.transforms import normalize
+from ..errors import InputError
 from ..loading import load_model
 from ..models import DDRNetSegmentation
 from .colors import PaletteError, colorize, overlay, resolve_palette
@@ -75,7 +76,7 @@ def load_segmentation_model(
         source, model_name=model_name, num_classes=num_classes, dataset=dataset, map_location=map_location
     )
     if not isinstance(model, DDRNetSegmentation):
-        raise TypeError(
+        raise InputError(
             f"{source} holds a {type(model).__name__} (an ImageNet classifier?), not a segmentation model; "
             "prediction needs DDRNetSegmentation weights"
         )
@@ -153,12 +154,12 @@ class Predictor:
         self.num_classes = int(self.engine.num_classes)
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"scales must be positive numbers, got {scales}")
+            raise InputError(f"scales must be positive numbers, got {scales}")
         self.flip = bool(flip)
         if size is not None:
             size = (int(size[0]), int(size[1]))
             if min(size) < self.engine.min_input_size:
-                raise ValueError(f"size {size} is below the model's minimum input {self.engine.min_input_size}")
+                raise InputError(f"size {size} is below the model's minimum input {self.engine.min_input_size}")
         self.size = size
         self.palette = resolve_palette(palette, self.num_classes, self.config)
         mean = mean if mean is not None else getattr(self.config, "mean", None) or DEFAULT_MEAN
@@ -182,7 +183,7 @@ class Predictor:
         x = self.preprocess(images)
         h, w = x.shape[-2:]
         if min(h, w) < self.engine.min_input_size and self.size is None:
-            raise ValueError(
+            raise InputError(
                 f"image size {h}x{w} is below the model's minimum {self.engine.min_input_size}; "
                 "pass size=(H, W) (--size) to predict at a larger size"
             )
@@ -226,11 +227,11 @@ class Predictor:
         save = tuple(save)
         unknown = sorted(set(save) - set(OUTPUT_KINDS))
         if unknown or not save:
-            raise ValueError(f"save must name some of {OUTPUT_KINDS}, got {list(save)}")
+            raise InputError(f"save must name some of {OUTPUT_KINDS}, got {list(save)}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if label_ids and self.num_classes != 19:
-            raise ValueError(f"label_ids needs a 19-class Cityscapes model, this one has {self.num_classes} classes")
+            raise InputError(f"label_ids needs a 19-class Cityscapes model, this one has {self.num_classes} classes")
         overlay(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), alpha)  # validates alpha early
         sources = find_images(inputs)
         out = Path(output_dir)

@@ -75,9 +75,9 @@ class InferenceOptions:
         except DeviceError as e:
             raise InputError(str(e)) from None
         if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be None or one of {COMPILE_MODES}, got {self.compile!r}")
+            raise InputError(f"compile must be None or one of {COMPILE_MODES}, got {self.compile!r}")
         if self.half_weights and self.precision == "fp32":
-            raise ValueError("half_weights needs precision='fp16' or 'bf16'")
+            raise InputError("half_weights needs precision='fp16' or 'bf16'")
 
     def describe(self) -> str:
         """A short label such as ``folded+channels_last+compiled(default)+bf16-autocast``."""
@@ -130,7 +130,7 @@ class CUDAGraphRunner:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cuda":
-            raise RuntimeError("CUDA graphs need a CUDA input")
+            raise InputError("CUDA graphs need a CUDA input")
         key = (tuple(x.shape), x.dtype, x.stride())
         if key not in self.graphs:
             self.graphs[key] = self._capture(x)
@@ -199,7 +199,7 @@ class InferenceModel(nn.Module):
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """Move ``x`` to the model's device, memory format and (with ``half_weights``) dtype."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(x).__name__}")
+            raise InputError(f"images must be a torch.Tensor (N, C, H, W), got {type(x).__name__}")
         x = x.to(self.device, non_blocking=True)
         if self.options.half_weights:
             x = x.to(self.dtype)
@@ -250,9 +250,9 @@ def optimize_for_inference(
     ``compile=True`` means mode ``"default"``. CUDA graphs need ``device="cuda"``.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise InputError(f"model must be an nn.Module, got {type(model).__name__}")
     if isinstance(model, InferenceModel):
-        raise TypeError("model is already an InferenceModel; pass its .model or the original model")
+        raise InputError("model is already an InferenceModel; pass its .model or the original model")
     dev = resolve_device(device)
     if compile is True:
         compile = "default"
@@ -270,9 +270,9 @@ def optimize_for_inference(
         cuda_graphs=cuda_graphs,
     )
     if cuda_graphs and dev.type != "cuda":
-        raise ValueError("cuda_graphs=True needs device='cuda'")
+        raise InputError("cuda_graphs=True needs device='cuda'")
     if cuda_graphs and compile in ("reduce-overhead", "max-autotune"):
-        raise ValueError(
+        raise InputError(
             f"compile mode {compile!r} already uses CUDA graphs; with cuda_graphs=True use "
             "'default' or 'max-autotune-no-cudagraphs'"
         )
@@ -280,7 +280,7 @@ def optimize_for_inference(
         prepared = fold_batchnorm(model, fold_head_input=fold_head_input)
     else:
         if fold_head_input:
-            raise ValueError("fold_head_input needs fold=True")
+            raise InputError("fold_head_input needs fold=True")
         prepared = copy.deepcopy(model).eval()
     prepared = prepared.to(dev)
     if half_weights:

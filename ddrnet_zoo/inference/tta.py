@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
+
 __all__ = ["PAPER_SCALES", "segment_logits"]
 
 PAPER_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
@@ -29,14 +31,14 @@ def segment_logits(
     more than one view is used, otherwise the logits themselves.
     """
     if len(scales) == 0:
-        raise ValueError("scales must contain at least one scale")
+        raise InputError("scales must contain at least one scale")
     h, w = images.shape[-2:]
     min_size = getattr(model, "min_input_size", 1)
     views = 0
     total = None
     for s in scales:
         if s <= 0:
-            raise ValueError(f"scales must be positive, got {s}")
+            raise InputError(f"scales must be positive, got {s}")
         size = (max(int(round(h * s)), min_size), max(int(round(w * s)), min_size))
         x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for flipped in (False, True) if flip else (False,):
