@@ -145,6 +145,50 @@ def test_poly_lr_with_warmup():
     assert set(sched.state_dict()) >= {"max_iters", "power", "last_epoch"}
 
 
+@pytest.mark.parametrize("warmup_iters", [0, 25])
+def test_poly_lr_is_the_papers_formula(warmup_iters):
+    """lr = base * (1 - it / max) ** 0.9, times the linear warm-up factor: bit-exact without warm-up
+    (the packaged recipes), within float rounding (a few ulp: another multiplication order) during it;
+    a resumed scheduler continues with the same values."""
+    base, max_iters, ratio = 0.01, 300, 0.1
+
+    def paper(it: int) -> float:
+        lr = base * (1 - it / max_iters) ** 0.9
+        if it < warmup_iters:
+            lr *= ratio + (1 - ratio) * it / warmup_iters
+        return lr
+
+    def schedule(opt):
+        return PolyLR(opt, max_iters=max_iters, power=0.9, warmup_iters=warmup_iters, warmup_ratio=ratio)
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=base)
+    sched = schedule(opt)
+    lrs, state = [], None
+    for it in range(max_iters):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+        if it == 99:
+            state = (opt.state_dict(), sched.state_dict())
+    for it, lr in enumerate(lrs):
+        if it >= warmup_iters:
+            assert lr == paper(it), it
+        else:
+            assert lr == pytest.approx(paper(it), rel=1e-15, abs=0), it
+    # resume at iteration 100 in a fresh optimizer/scheduler: the same values, bit for bit
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    sched2 = schedule(opt2)
+    opt2.load_state_dict(state[0])
+    sched2.load_state_dict(state[1])
+    resumed = []
+    for _ in range(100, max_iters):
+        resumed.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        sched2.step()
+    assert resumed == lrs[100:]
+
+
 # ---------------------------------------------------------------- training
 
 

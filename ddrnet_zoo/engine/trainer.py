@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ..data.datasets import collate
 from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
+from ..device import autocast_dtype
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
 from ..text import plural
@@ -40,7 +41,7 @@ from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, s
 from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict
 from .evaluator import autocast_context, build_eval_loader, evaluate
 from .export import load_model_weights, save_model_dir
-from .logger import MetricLogger, setup_logging
+from .logger import MetricLogger, logging_redirect_tqdm, setup_logging
 from .optim import PolyLR, build_optimizer
 
 __all__ = ["TrainSampler", "Trainer", "train"]
@@ -177,7 +178,7 @@ class Trainer:
         o = cfg.optim
         self.optimizer = build_optimizer(self.model, o.lr, o.momentum, o.weight_decay, o.nesterov)
         self.scheduler = PolyLR(self.optimizer, self.max_iters, o.poly_power, o.min_lr, o.warmup_iters, o.warmup_ratio)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=autocast_dtype(t.amp) == torch.float16)
         self.iteration = 0
         self.best: Dict[str, Any] = {"miou": None, "iteration": None, "epoch": None}
         self.metric_log = MetricLogger(self.out_dir, enabled=self.is_main, tensorboard=t.tensorboard)
@@ -356,34 +357,35 @@ class Trainer:
         if self.iteration >= self.max_iters:
             self.log.info("the run is complete (iteration %d of %d): nothing to do", self.iteration, self.max_iters)
             return {"iteration": self.iteration, "stopped_early": False, "best": self.best, "already_complete": True}
-        metrics: Optional[Dict[str, Any]] = None
-        stopped = False
-        try:
-            for epoch in range(self.epoch, self.epochs):
-                if self.iteration >= self.max_iters:
-                    break
-                skip = self.iteration - epoch * self.iters_per_epoch
-                self.sampler.set_epoch(epoch)
-                self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
-                stopped = self._train_epoch(epoch, skip)
-                if stopped:
-                    break
-                last = self.iteration >= self.max_iters
-                if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
-                    metrics = self._evaluate(epoch)
-                if (epoch + 1) % t.checkpoint_interval == 0 or last:
-                    self.save_checkpoint()
-            results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
-            if not stopped:
-                if self.is_main:
-                    final_dir = self._export("final", metrics)
-                    results["final_model"] = str(final_dir)
-                results["final"] = metrics
-                if self.is_main:
-                    atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
-            return results
-        finally:
-            self.metric_log.close()
+        with logging_redirect_tqdm([self.log]):  # messages above the progress bars
+            metrics: Optional[Dict[str, Any]] = None
+            stopped = False
+            try:
+                for epoch in range(self.epoch, self.epochs):
+                    if self.iteration >= self.max_iters:
+                        break
+                    skip = self.iteration - epoch * self.iters_per_epoch
+                    self.sampler.set_epoch(epoch)
+                    self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
+                    stopped = self._train_epoch(epoch, skip)
+                    if stopped:
+                        break
+                    last = self.iteration >= self.max_iters
+                    if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
+                        metrics = self._evaluate(epoch)
+                    if (epoch + 1) % t.checkpoint_interval == 0 or last:
+                        self.save_checkpoint()
+                results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
+                if not stopped:
+                    if self.is_main:
+                        final_dir = self._export("final", metrics)
+                        results["final_model"] = str(final_dir)
+                    results["final"] = metrics
+                    if self.is_main:
+                        atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
+                return results
+            finally:
+                self.metric_log.close()
 
     def _train_epoch(self, epoch: int, skip: int) -> bool:
         t = self.cfg.train
@@ -477,9 +479,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int) -> Dict[str, Any]:
         cfg = self.cfg
-        if self.dist.distributed:  # every process evaluates rank 0's BN statistics
-            for b in self.model.buffers():
-                torch.distributed.broadcast(b, 0)
+        dist_utils.broadcast_bn_stats(self.model)  # every process evaluates rank 0's BN statistics
         metrics = evaluate(
             self.model,
             self.val_loader,
