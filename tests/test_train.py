@@ -128,6 +128,24 @@ def test_overrides_and_errors(tmp_path):
     assert (c.name, c.model.name, c.optim.lr, c.data.root) == ("mine", "ddrnet23", 0.001, "/data/camvid")
 
 
+def test_config_files_layers_and_messages(tmp_path):
+    """``base:`` files are layers: a mapping field (model.arch) is replaced, not merged; values are typed
+    by the schema (ints as floats, YAML 1.2 numbers); errors name the field in the config's words."""
+    (tmp_path / "a.yaml").write_text("model:\n  arch: {width: 8, depths: [2, 2, 2, 2]}\noptim:\n  lr: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nmodel:\n  arch: {width: 16}\noptim:\n  weight_decay: 5e-4\n")
+    c = load_config(tmp_path / "b.yaml", ["model.arch.head_width=32"])
+    assert c.model.arch == {"width": 16, "head_width": 32} and c.name == "b"
+    assert (c.optim.lr, c.optim.weight_decay) == (1.0, 0.0005) and isinstance(c.optim.lr, float)
+    assert tuple(c.data.crop_size) == (1024, 1024)
+    with pytest.raises(ConfigError, match=r"unknown config section 'optm' \(did you mean 'optim'\?\)"):
+        load_config(None, ["optm.lr=1"])
+    with pytest.raises(ConfigError, match="data.batch_size: expected an integer, got 'many'"):
+        load_config(None, ["data.batch_size=many"])
+    with pytest.raises(ConfigError, match="train.progress: expected true/false"):
+        load_config(None, ["train.progress=maybe"])
+    assert load_config(None, ["train.amp=fp32"]).train.amp == "fp32"  # one precision vocabulary: fp32 == none
+
+
 def test_poly_lr_with_warmup():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.01)
@@ -187,6 +205,14 @@ def test_poly_lr_is_the_papers_formula(warmup_iters):
         opt2.step()
         sched2.step()
     assert resumed == lrs[100:]
+    # checkpoints written before PolyLR became a LambdaLR have no "lr_lambdas": they load the same
+    legacy = {k: v for k, v in state[1].items() if k != "lr_lambdas"}
+    opt3 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    sched3 = schedule(opt3)
+    opt3.load_state_dict(state[0])
+    sched3.load_state_dict(legacy)
+    sched3.step()
+    assert opt3.param_groups[0]["lr"] == lrs[101]
 
 
 # ---------------------------------------------------------------- training

@@ -118,7 +118,10 @@ def _describe(tp: Any) -> str:
 
 
 def _check_key(key: str) -> None:
-    """A :class:`ConfigError` (with a did-you-mean suggestion) unless ``key`` names a section's field."""
+    """A :class:`ConfigError` (with a did-you-mean suggestion) unless ``key`` names a section's field.
+
+    Checked before OmegaConf sees the key: its errors say "Key 'x' not in 'OptimConfig'", not the config's words.
+    """
     parts = key.split(".")
     if parts[0] == "name":
         if len(parts) != 1:
@@ -160,7 +163,11 @@ def _plain(value: Any) -> Any:
 
 
 def _apply(cfg: DictConfig, d: Mapping[str, Any], where: str) -> None:
-    """Set every field given in the nested mapping ``d`` (``{section: {field: value}}``)."""
+    """Set every field given in the nested mapping ``d`` (``{section: {field: value}}``).
+
+    Field by field rather than ``OmegaConf.merge``: a mapping-valued field (``model.arch``, ``data.label_map``)
+    is replaced, not merged with the base file's, and every type error names its field.
+    """
     for section, fields in d.items():
         if section == "name":
             _set(cfg, "name", fields)
@@ -223,7 +230,10 @@ def _lists(v: Any) -> Any:
 
 
 def config_diff(a: Dict[str, Any], b: Dict[str, Any], ignore: Sequence[str] = (), prefix: str = "") -> List[str]:
-    """``"section.field: old -> new"`` for every field of the config dicts ``a`` and ``b`` that differs."""
+    """``"section.field: old -> new"`` for every field of the config dicts ``a`` and ``b`` that differs.
+
+    By hand: OmegaConf has no diff.
+    """
     out = []
     for k in sorted(set(a) | set(b)):
         key = f"{prefix}{k}"
