@@ -144,6 +144,10 @@ def test_config_files_layers_and_messages(tmp_path):
     with pytest.raises(ConfigError, match="train.progress: expected true/false"):
         load_config(None, ["train.progress=maybe"])
     assert load_config(None, ["train.amp=fp32"]).train.amp == "fp32"  # one precision vocabulary: fp32 == none
+    # OmegaConf interpolations resolve against the whole config
+    assert load_config("camvid_ddrnet23", ["train.output_dir=runs/${name}"]).train.output_dir == "runs/camvid_ddrnet23"
+    with pytest.raises(ConfigError, match="data.root: Interpolation key 'nope' not found"):
+        load_config(None, ["data.root=${nope}"])
 
 
 def test_poly_lr_with_warmup():

@@ -188,10 +188,11 @@ def _dotlist(overrides: Sequence[str]) -> List[Tuple[str, Any]]:
             raise ConfigError(f"override {item!r} must look like section.field=value")
         key = item.split("=", 1)[0].strip()
         _check_key(key)
-        value: Any = OmegaConf.from_dotlist([item])
+        # to_container leaves ${...} as written: interpolations resolve later, in the whole config
+        value: Any = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
         for part in key.split("."):
             value = value[part]
-        out.append((key, _plain(value)))
+        out.append((key, value))
     return out
 
 
@@ -201,7 +202,11 @@ def _build(layers: Sequence[Mapping[str, Any]], overrides: Sequence[str], where:
         _apply(cfg, d, where)
     for key, value in _dotlist(overrides):
         _set(cfg, key, value)
-    return OmegaConf.to_object(cfg).validate()
+    try:
+        built = OmegaConf.to_object(cfg)  # resolves ${...} interpolations
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{where}: {e.full_key or 'config'}: {str(e).splitlines()[0]}") from e
+    return built.validate()
 
 
 def config_from_dict(d: Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
