@@ -27,15 +27,7 @@ import torch
 from .engine import distributed as dist_utils
 from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
-from .engine.config import (
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    load_config,
-    parse_override_args,
-)
+from .engine.config import ConfigError, TrainConfig, config_from_dict, load_config, parse_override_args
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
 from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_weights
 from .errors import run_cli
@@ -73,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-scale", action="store_true", help=f"use the paper's scales {PAPER_SCALES}")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped views")
     p.add_argument("--batch-size", type=int, help="images per process and batch (default: eval.batch_size)")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype (default: train.amp)")
+    p.add_argument("--amp", choices=("none", "fp32", "bf16", "fp16"), help="autocast dtype (default: train.amp)")
     p.add_argument("--device", help="cpu, cuda or auto (default: train.device)")
     p.add_argument("--save-predictions", metavar="DIR", help="write predicted labels as palette PNGs here")
     p.add_argument("--label-ids", action="store_true", help="Cityscapes: save labelIds (test-server format)")
@@ -119,14 +111,14 @@ def _data_config(
     if config is not None:
         return load_config(config, overrides)
     if recipe is not None:
-        return config_from_dict(apply_overrides(config_to_dict(config_from_dict(recipe)), overrides))
+        return config_from_dict(recipe, overrides)
     # a model directory without a recipe: its dataset metadata
     d: Dict[str, Any] = {"data": {}}
     if mcfg.dataset in ("cityscapes", "camvid"):
         d["data"]["dataset"] = mcfg.dataset
     else:
         d["data"].update(dataset="folder", class_names=mcfg.class_names, name=mcfg.dataset, palette=mcfg.palette)
-    return config_from_dict(apply_overrides(d, overrides))
+    return config_from_dict(d, overrides)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

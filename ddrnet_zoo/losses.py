@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.segmentation import AUX_LOSS_WEIGHT
+from .constants import AUX_LOSS_WEIGHT, IGNORE_INDEX
 
 __all__ = [
     "IGNORE_INDEX",
@@ -42,8 +42,6 @@ __all__ = [
     "LOSS_TYPES",
 ]
 
-IGNORE_INDEX = 255
-"""Label value ignored by every loss and metric (all datasets are mapped to it at load time)."""
 OHEM_THRESH = 0.9
 """Default OHEM probability threshold (HRNet/DDRNet configs ``OHEMTHRES``, MMSegmentation ``thres``)."""
 OHEM_MIN_KEPT = 131072

@@ -15,10 +15,9 @@ import os
 import sys
 from typing import List, Optional
 
-import yaml
-
 from .engine import distributed as dist_utils
-from .engine.config import ConfigError, config_to_dict, list_configs, load_config, parse_override_args
+from .engine.config import ConfigError, format_config, list_configs, load_config, parse_override_args
+from .engine.trainer import train
 from .errors import run_cli
 
 __all__ = ["build_parser", "main"]
@@ -64,10 +63,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         parser.error(str(e))
     if args.print_config:
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        print(format_config(cfg), end="")
         return 0
-    from .engine.trainer import train
-
     results: dict = {}
 
     def run() -> int:

@@ -45,6 +45,8 @@ def _rss_mib(field: str) -> float:
 
 def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One measurement (runs in its own process)."""
+    # imports here, not at module level: the memory baseline is the RSS right after importing torch,
+    # and the package (timm, models) counts in the measured peak as it always has
     import torch
 
     base_rss = _rss_mib("VmRSS")
@@ -137,7 +139,7 @@ def main(argv: List[str] | None = None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
 
-    import torch
+    import torch  # not at module level: the --worker processes must import it after their memory baseline
 
     from ddrnet_zoo.benchmark import machine_info
 

@@ -128,6 +128,28 @@ def test_overrides_and_errors(tmp_path):
     assert (c.name, c.model.name, c.optim.lr, c.data.root) == ("mine", "ddrnet23", 0.001, "/data/camvid")
 
 
+def test_config_files_layers_and_messages(tmp_path):
+    """``base:`` files are layers: a mapping field (model.arch) is replaced, not merged; values are typed
+    by the schema (ints as floats, YAML 1.2 numbers); errors name the field in the config's words."""
+    (tmp_path / "a.yaml").write_text("model:\n  arch: {width: 8, depths: [2, 2, 2, 2]}\noptim:\n  lr: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nmodel:\n  arch: {width: 16}\noptim:\n  weight_decay: 5e-4\n")
+    c = load_config(tmp_path / "b.yaml", ["model.arch.head_width=32"])
+    assert c.model.arch == {"width": 16, "head_width": 32} and c.name == "b"
+    assert (c.optim.lr, c.optim.weight_decay) == (1.0, 0.0005) and isinstance(c.optim.lr, float)
+    assert tuple(c.data.crop_size) == (1024, 1024)
+    with pytest.raises(ConfigError, match=r"unknown config section 'optm' \(did you mean 'optim'\?\)"):
+        load_config(None, ["optm.lr=1"])
+    with pytest.raises(ConfigError, match="data.batch_size: expected an integer, got 'many'"):
+        load_config(None, ["data.batch_size=many"])
+    with pytest.raises(ConfigError, match="train.progress: expected true/false"):
+        load_config(None, ["train.progress=maybe"])
+    assert load_config(None, ["train.amp=fp32"]).train.amp == "fp32"  # one precision vocabulary: fp32 == none
+    # OmegaConf interpolations resolve against the whole config
+    assert load_config("camvid_ddrnet23", ["train.output_dir=runs/${name}"]).train.output_dir == "runs/camvid_ddrnet23"
+    with pytest.raises(ConfigError, match="data.root: Interpolation key 'nope' not found"):
+        load_config(None, ["data.root=${nope}"])
+
+
 def test_poly_lr_with_warmup():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.01)
@@ -143,6 +165,58 @@ def test_poly_lr_with_warmup():
     assert lrs[99] == pytest.approx(0.01 * 0.01**0.9)
     assert opt.param_groups[0]["lr"] == 0.0
     assert set(sched.state_dict()) >= {"max_iters", "power", "last_epoch"}
+
+
+@pytest.mark.parametrize("warmup_iters", [0, 25])
+def test_poly_lr_is_the_papers_formula(warmup_iters):
+    """lr = base * (1 - it / max) ** 0.9, times the linear warm-up factor: bit-exact without warm-up
+    (the packaged recipes), within float rounding (a few ulp: another multiplication order) during it;
+    a resumed scheduler continues with the same values."""
+    base, max_iters, ratio = 0.01, 300, 0.1
+
+    def paper(it: int) -> float:
+        lr = base * (1 - it / max_iters) ** 0.9
+        if it < warmup_iters:
+            lr *= ratio + (1 - ratio) * it / warmup_iters
+        return lr
+
+    def schedule(opt):
+        return PolyLR(opt, max_iters=max_iters, power=0.9, warmup_iters=warmup_iters, warmup_ratio=ratio)
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=base)
+    sched = schedule(opt)
+    lrs, state = [], None
+    for it in range(max_iters):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+        if it == 99:
+            state = (opt.state_dict(), sched.state_dict())
+    for it, lr in enumerate(lrs):
+        if it >= warmup_iters:
+            assert lr == paper(it), it
+        else:
+            assert lr == pytest.approx(paper(it), rel=1e-15, abs=0), it
+    # resume at iteration 100 in a fresh optimizer/scheduler: the same values, bit for bit
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    sched2 = schedule(opt2)
+    opt2.load_state_dict(state[0])
+    sched2.load_state_dict(state[1])
+    resumed = []
+    for _ in range(100, max_iters):
+        resumed.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        sched2.step()
+    assert resumed == lrs[100:]
+    # checkpoints written before PolyLR became a LambdaLR have no "lr_lambdas": they load the same
+    legacy = {k: v for k, v in state[1].items() if k != "lr_lambdas"}
+    opt3 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    sched3 = schedule(opt3)
+    opt3.load_state_dict(state[0])
+    sched3.load_state_dict(legacy)
+    sched3.step()
+    assert opt3.param_groups[0]["lr"] == lrs[101]
 
 
 # ---------------------------------------------------------------- training

@@ -1,11 +1,18 @@
-"""Training and evaluation engine: configs, the training loop, evaluation, checkpoints, distributed helpers."""
+"""Training and evaluation engine: configs, the training loop, evaluation, checkpoints, distributed helpers.
+
+Modules: ``schema`` (the config dataclasses) and ``config`` (loading them: files, overrides, OmegaConf),
+``builders`` (datasets, loader, model, loss from a config), ``sampler``, ``step`` (one optimizer step),
+``trainer`` (the loop: evaluation and checkpoint schedule, resume), ``reporting`` (log rows, exported
+models), ``evaluator``, ``optim``, ``checkpoint``, ``distributed``, ``logger``, ``export``.
+"""
 
 from .checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict, list_configs, load_config
 from .evaluator import PredictionWriter, build_eval_loader, evaluate
 from .export import load_model_dir, save_model_dir
 from .optim import PolyLR, build_optimizer
-from .trainer import Trainer, TrainSampler, train
+from .sampler import TrainSampler
+from .trainer import Trainer, train
 
 __all__ = [
     "ConfigError",

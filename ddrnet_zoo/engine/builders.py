@@ -1,4 +1,4 @@
-"""Build datasets, models and losses from a :class:`~ddrnet_zoo.engine.config.TrainConfig`."""
+"""Build datasets, the training loader, models and losses from a :class:`~ddrnet_zoo.engine.schema.TrainConfig`."""
 
 from __future__ import annotations
 
@@ -7,19 +7,24 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
-from ..data.datasets import SegmentationDataset, build_dataset
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ..data.datasets import SegmentationDataset, build_dataset, collate
+from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
 from ..data.meta import DatasetInfo
 from ..data.transforms import EvalTransform, TrainTransform
 from ..io import read_state_dict
 from ..losses import SegmentationLoss
 from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
-from .config import ConfigError, TrainConfig
 from .export import WEIGHTS_NAME, load_model_weights
+from .schema import ConfigError, TrainConfig
 
 __all__ = [
     "build_split",
     "build_train_dataset",
     "build_eval_dataset",
+    "build_train_loader",
     "build_model",
     "build_loss",
     "normalization",
@@ -68,6 +73,37 @@ def build_train_dataset(cfg: TrainConfig) -> SegmentationDataset:
         seed=cfg.train.seed,
     )
     return ds
+
+
+def build_train_loader(
+    cfg: TrainConfig,
+    dataset: SegmentationDataset,
+    sampler: Sampler,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = False,
+):
+    """The training batches: a ``DataLoader`` of ``dataset`` in ``sampler``'s order, or with ``data.in_memory``
+    a :class:`DeviceLoader` that augments the decoded set on ``device``."""
+    d = cfg.data
+    if d.in_memory:
+        data = InMemoryDataset(dataset, device, progress=progress)
+        mean, std = normalization(cfg, dataset.info)
+        aug = DeviceAugmenter(
+            data, tuple(d.crop_size), tuple(d.scale_range), d.flip, mean, std, d.image_scale, seed=cfg.train.seed
+        )
+        return DeviceLoader(aug, sampler, batch_size)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=d.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=d.num_workers > 0,
+        collate_fn=collate,
+        generator=torch.Generator(),  # leaves the global RNG alone
+    )
 
 
 def build_eval_dataset(cfg: TrainConfig, split: Optional[str] = None) -> SegmentationDataset:

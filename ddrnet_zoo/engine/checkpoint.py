@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from timm.utils import unwrap_model  # re-exported: the plain model inside DDP / torch.compile
 
 from ..io import CheckpointError, atomic_path, torch_load_safe
 from . import distributed as dist_utils
@@ -31,17 +32,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "ddrnet_zoo.train_state.v1"
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain model inside ``torch.compile`` and DDP wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
 
 
 def capture_rng_state() -> Dict[str, Any]:

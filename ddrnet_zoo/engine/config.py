@@ -1,11 +1,15 @@
-"""Training/evaluation configuration: typed sections, YAML files (with ``base:`` inheritance) and overrides.
+"""Loading training/evaluation configs: YAML files (with ``base:`` inheritance) and overrides, on OmegaConf.
 
-A config is a :class:`TrainConfig` of sections ``model``, ``data``, ``loss``, ``optim``,
-``train`` and ``eval``. YAML files give any subset of fields; ``base: other.yaml`` loads
-another file first (relative to the file, or a packaged config name). Every field can be
-overridden from the command line, as ``--set optim.lr=0.02 data.root=/x`` or
-``--optim.lr 0.02``; values are parsed as YAML (``null``, ``true``, ``[1024, 1024]``).
-Unknown fields and wrongly typed values are errors that name the field.
+The schema is :mod:`ddrnet_zoo.engine.schema` (re-exported here). YAML files give any subset of
+fields; ``base: other.yaml`` loads another file first (relative to the file, or a packaged config
+name). Every field can be overridden from the command line, as ``--set optim.lr=0.02 data.root=/x``
+or ``--optim.lr 0.02``; values are parsed as YAML (``null``, ``true``, ``[1024, 1024]``).
+
+Typing, conversion and merging are OmegaConf's: the dataclasses become a structured config
+(``OmegaConf.structured``), files are read by ``OmegaConf.load`` and overrides by
+``OmegaConf.from_dotlist``, and each value is set with ``OmegaConf.update``. Unknown fields and
+wrongly typed values are :class:`ConfigError`\\ s that name the field (OmegaConf's own messages
+are rephrased in the config's words).
 """
 
 from __future__ import annotations
@@ -13,13 +17,23 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import DDRNetError
+from .schema import (
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    TrainLoopConfig,
+)
 
 __all__ = [
     "ModelConfig",
@@ -37,295 +51,16 @@ __all__ = [
     "parse_override_args",
     "config_from_dict",
     "config_to_dict",
+    "config_diff",
+    "format_config",
     "list_configs",
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 """The packaged recipe configs (``ddrnet_zoo/configs/*.yaml``)."""
 
-
-class ConfigError(DDRNetError, ValueError):
-    """A config file or override is invalid."""
-
-
-@dataclass
-class ModelConfig:
-    name: str = "ddrnet23_slim"
-    """Registered architecture: ddrnet23_slim, ddrnet23, ddrnet39, ddrnet39_1_5x."""
-    context: str = "dappm"
-    aux_head: bool = True
-    arch: Optional[Dict[str, Any]] = None
-    """Custom DDRNetArch fields (narrow test models)."""
-    pretrained_backbone: bool = False
-    """Start from the ImageNet backbone weights (timm pretrained tag ``<name>.in1k``)."""
-    backbone_weights: Optional[str] = None
-    """A local ImageNet backbone checkpoint (safetensors / .pth) instead of the Hub."""
-    weights: Optional[str] = None
-    """Initial weights of the whole segmentation model (fine-tuning), safetensors / .pth / Hub-format dir."""
-    sync_bn: bool = True
-    """SyncBatchNorm under DDP on GPUs (the paper: 'syncBN on four 2080Ti')."""
-
-
-@dataclass
-class DataConfig:
-    dataset: str = "cityscapes"
-    """cityscapes, camvid or folder (custom)."""
-    root: Optional[str] = None
-    train_split: str = "train"
-    val_split: Optional[str] = "val"
-    """Evaluation split during training (null: no evaluation)."""
-    crop_size: Tuple[int, int] = (1024, 1024)
-    """Training crop (height, width), in the pixel scale after ``image_scale``."""
-    image_scale: float = 1.0
-    """Resize factor applied to every image before augmentation and for evaluation."""
-    scale_range: Tuple[float, float] = (0.5, 2.0)
-    flip: bool = True
-    batch_size: int = 12
-    """Global batch size: divided between processes (and accumulation steps)."""
-    num_workers: int = 4
-    in_memory: bool = False
-    """Decode the training set once and augment batches on the device (small datasets)."""
-    max_samples: Optional[int] = None
-    """Use only the first N samples of each split (quick experiments)."""
-    class_names: Optional[List[str]] = None
-    """Folder datasets: one name per class."""
-    palette: Optional[List[List[int]]] = None
-    ignore_index: int = 255
-    """Folder datasets: raw label value that is ignored."""
-    label_map: Optional[Dict[int, int]] = None
-    """Folder datasets: raw value -> class id (255 = ignore)."""
-    name: Optional[str] = None
-    """Folder datasets: dataset name written to exported configs."""
-    mean: Optional[List[float]] = None
-    std: Optional[List[float]] = None
-
-
-@dataclass
-class LossConfig:
-    type: str = "ohem"
-    """ohem or ce (main output)."""
-    ohem_thresh: float = 0.9
-    ohem_min_kept: int = 131072
-    aux_weight: float = 0.4
-    aux_type: str = "ce"
-    """ce (HRNet/DDRNet code) or same (the main loss type, as MMSegmentation)."""
-    class_weight: Optional[List[float]] = None
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
-    nesterov: bool = False
-    poly_power: float = 0.9
-    min_lr: float = 0.0
-    warmup_iters: int = 0
-    warmup_ratio: float = 0.1
-    """Linear warm-up from ``warmup_ratio * lr``."""
-
-
-@dataclass
-class TrainLoopConfig:
-    epochs: int = 484
-    max_iters: Optional[int] = None
-    """Total iterations (overrides ``epochs``)."""
-    accum_steps: int = 1
-    """Gradient accumulation micro-batches per step (BN statistics are per micro-batch)."""
-    amp: str = "none"
-    """none, bf16 or fp16 (fp16 uses a GradScaler)."""
-    channels_last: bool = False
-    compile: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    """auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda."""
-    flush_denormal: bool = True
-    """On CPU, flush denormal floats to zero (``torch.set_flush_denormal``): without it training can slow down 10x."""
-    output_dir: Optional[str] = None
-    """Default: runs/<config name>."""
-    log_interval: int = 20
-    eval_interval: int = 10
-    """Evaluate every N epochs (and at the end)."""
-    checkpoint_interval: int = 1
-    """Save the resumable checkpoint every N epochs."""
-    checkpoint_interval_iters: Optional[int] = None
-    """Also save every N iterations."""
-    stop_at_iter: Optional[int] = None
-    """Stop cleanly after this iteration (checkpoint written, schedule unchanged); continue with --resume."""
-    progress: bool = True
-    smoke_test: bool = False
-    """A pipeline check, not a trained model: exported model cards and results say so."""
-    tensorboard: bool = True
-    """Also log to TensorBoard when it is installed."""
-
-
-@dataclass
-class EvalConfig:
-    scales: List[float] = field(default_factory=lambda: [1.0])
-    flip: bool = False
-    batch_size: int = 1
-    num_workers: int = 2
-
-
-@dataclass
-class TrainConfig:
-    name: str = "ddrnet"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def validate(self) -> TrainConfig:
-        """Cross-field checks; raises :class:`ConfigError`."""
-        from ..data.datasets import DATASET_KINDS
-        from ..losses import LOSS_TYPES
-        from ..models import CONTEXT_MODULES, MODEL_ARCHS
-
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ConfigError(msg)
-
-        need(self.model.name in MODEL_ARCHS, f"model.name {self.model.name!r} unknown; known: {', '.join(MODEL_ARCHS)}")
-        need(self.model.context in CONTEXT_MODULES, f"model.context must be one of {', '.join(CONTEXT_MODULES)}")
-        need(self.data.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}")
-        need(
-            self.data.dataset != "folder" or bool(self.data.class_names),
-            "data.class_names is required for data.dataset=folder",
-        )
-        need(len(self.data.crop_size) == 2 and min(self.data.crop_size) > 0, "data.crop_size is [height, width] > 0")
-        lo, hi = self.data.scale_range
-        need(0 < lo <= hi, f"data.scale_range must be [low, high] with 0 < low <= high, got {self.data.scale_range}")
-        need(self.data.image_scale > 0, "data.image_scale must be > 0")
-        need(self.data.batch_size >= 1, "data.batch_size must be >= 1")
-        need(self.loss.type in LOSS_TYPES, f"loss.type must be one of {LOSS_TYPES}")
-        need(self.loss.aux_type in ("ce", "same"), "loss.aux_type must be 'ce' or 'same'")
-        need(0.0 <= self.loss.ohem_thresh <= 1.0, "loss.ohem_thresh is a probability in [0, 1]")
-        need(self.optim.lr > 0, "optim.lr must be > 0")
-        need(self.train.amp in ("none", "bf16", "fp16"), "train.amp must be none, bf16 or fp16")
-        need(self.train.accum_steps >= 1, "train.accum_steps must be >= 1")
-        need(self.train.epochs >= 1 or (self.train.max_iters or 0) >= 1, "train.epochs or train.max_iters must be >= 1")
-        need(self.train.log_interval >= 1, "train.log_interval must be >= 1")
-        need(len(self.eval.scales) >= 1 and min(self.eval.scales) > 0, "eval.scales must be positive numbers")
-        return self
-
-
-SECTIONS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert ``value`` to the annotated type ``tp``."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Union:
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads "5e-4" as a string
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if origin in (list, tuple, List, Tuple, Sequence):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
-            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        kt, vt = args if args else (Any, Any)
-        return {_coerce(k, kt, f"{where} key"): _coerce(v, vt, f"{where}[{k}]") for k, v in value.items()}
-    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
-
-
-def _suggest(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _section_from_dict(cls: type, d: Dict[str, Any], where: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping of fields, got {d!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for k, v in d.items():
-        if k not in hints:
-            raise ConfigError(
-                f"unknown config field {where}.{k}{_suggest(k, names)}; fields of {where}: {', '.join(names)}"
-            )
-        kwargs[k] = _coerce(v, hints[k], f"{where}.{k}")
-    return cls(**kwargs)
-
-
-def config_from_dict(d: Dict[str, Any]) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a nested dict (missing fields take defaults)."""
-    d = dict(d)
-    d.pop("base", None)
-    kwargs: Dict[str, Any] = {}
-    for k, v in d.items():
-        if k not in SECTIONS:
-            raise ConfigError(
-                f"unknown config section {k!r}{_suggest(k, list(SECTIONS))}; sections: {', '.join(SECTIONS)}"
-            )
-        if k == "name":
-            kwargs[k] = _coerce(v, str, "name")
-        else:
-            kwargs[k] = _section_from_dict(SECTIONS[k].default_factory().__class__, v or {}, k)
-    return TrainConfig(**kwargs).validate()
-
-
-def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
-    """Plain nested dict (tuples as lists) — YAML/JSON serialisable and loadable by :func:`config_from_dict`."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(cfg))
+SECTIONS: Dict[str, Any] = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig) if f.name != "name"}
+"""Section name -> its dataclass."""
 
 
 def list_configs() -> List[str]:
@@ -350,76 +85,217 @@ def resolve_config_path(name: Union[str, Path], relative_to: Optional[Path] = No
     )
 
 
-def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("label_map", "arch"):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
+# ---------------------------------------------------------------- error messages in the config's words
+
+
+def _suggest(name: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field_type(key: str) -> Any:
+    """The annotation of the field ``section.field`` (``name`` for the top-level name)."""
+    section, _, name = key.partition(".")
+    if not name:
+        return str
+    return typing.get_type_hints(SECTIONS[section])[name.split(".")[0]]
+
+
+def _describe(tp: Any) -> str:
+    """``float`` -> "a number", ``Tuple[int, int]`` -> "2 values (integer, integer)", ..."""
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        inner = [a for a in args if a is not type(None)]
+        return (_describe(inner[0]) if len(inner) == 1 else "a value") + " or null"
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return f"{len(args)} values ({', '.join(_describe(a).split()[-1] for a in args)})"
+    if origin in (list, tuple):
+        return "a list" + (f" of {_describe(args[0]).split()[-1]}s" if args and args[0] in names else "")
+    if origin is dict:
+        return "a mapping"
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_key(key: str) -> None:
+    """A :class:`ConfigError` (with a did-you-mean suggestion) unless ``key`` names a section's field.
+
+    Checked before OmegaConf sees the key: its errors say "Key 'x' not in 'OptimConfig'", not the config's words.
+    """
+    parts = key.split(".")
+    if parts[0] == "name":
+        if len(parts) != 1:
+            raise ConfigError(f"'name' has no sub-fields: {key!r}")
+        return
+    if parts[0] not in SECTIONS:
+        raise ConfigError(
+            f"unknown config section {parts[0]!r}{_suggest(parts[0], list(SECTIONS))}; "
+            f"sections: name, {', '.join(SECTIONS)}"
+        )
+    if len(parts) < 2:
+        raise ConfigError(f"{key!r} must name a field, e.g. {parts[0]}.<field>=value")
+    names = [f.name for f in dataclasses.fields(SECTIONS[parts[0]])]
+    if parts[1] not in names:
+        raise ConfigError(
+            f"unknown config field {parts[0]}.{parts[1]}{_suggest(parts[1], names)}; "
+            f"fields of {parts[0]}: {', '.join(names)}"
+        )
+
+
+def _set(cfg: DictConfig, key: str, value: Any) -> None:
+    """``cfg.<key> = value``, type-checked and converted by OmegaConf; a whole field is replaced, not merged."""
+    _check_key(key)
+    field_key = ".".join(key.split(".")[:2])
+    try:
+        if field_key != key and OmegaConf.select(cfg, field_key) is None:
+            OmegaConf.update(cfg, field_key, {}, merge=False)  # model.arch.width=8 on an unset model.arch
+        OmegaConf.update(cfg, key, value, merge=False)
+    except OmegaConfBaseException as e:
+        # OmegaConf's messages name its node types ("could not be converted to Float", "TupleConfig length")
+        raise ConfigError(f"{key}: expected {_describe(_field_type(key))}, got {_plain(value)!r}") from e
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+# ---------------------------------------------------------------- building configs
+
+
+def _apply(cfg: DictConfig, d: Mapping[str, Any], where: str) -> None:
+    """Set every field given in the nested mapping ``d`` (``{section: {field: value}}``).
+
+    Field by field rather than ``OmegaConf.merge``: a mapping-valued field (``model.arch``, ``data.label_map``)
+    is replaced, not merged with the base file's, and every type error names its field.
+    """
+    for section, fields in d.items():
+        if section == "name":
+            _set(cfg, "name", fields)
+        elif section not in SECTIONS:
+            _check_key(section)  # raises: unknown section
+        elif fields is not None:  # an empty section is no change
+            if not isinstance(fields, Mapping):
+                raise ConfigError(f"{where}: section {section!r} must be a mapping of fields, got {_plain(fields)!r}")
+            for name, value in fields.items():
+                _set(cfg, f"{section}.{name}", value)
+
+
+def _dotlist(overrides: Sequence[str]) -> List[Tuple[str, Any]]:
+    """``key.path=value`` strings -> ``(key, value)`` with values parsed as YAML (``OmegaConf.from_dotlist``)."""
+    out = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        key = item.split("=", 1)[0].strip()
+        _check_key(key)
+        # to_container leaves ${...} as written: interpolations resolve later, in the whole config
+        value: Any = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+        for part in key.split("."):
+            value = value[part]
+        out.append((key, value))
     return out
 
 
-def _load_yaml_tree(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+def _build(layers: Sequence[Mapping[str, Any]], overrides: Sequence[str], where: str = "config") -> TrainConfig:
+    cfg = OmegaConf.structured(TrainConfig)
+    for d in layers:
+        _apply(cfg, d, where)
+    for key, value in _dotlist(overrides):
+        _set(cfg, key, value)
+    try:
+        built = OmegaConf.to_object(cfg)  # resolves ${...} interpolations
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{where}: {e.full_key or 'config'}: {str(e).splitlines()[0]}") from e
+    return built.validate()
+
+
+def config_from_dict(d: Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict (missing fields take defaults) and overrides."""
+    d = {k: v for k, v in d.items() if k != "base"}
+    return _build([d], overrides)
+
+
+def apply_overrides(d: Mapping[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Apply ``key.path=value`` strings to a nested config dict; returns the complete, checked config dict."""
+    return config_to_dict(config_from_dict(d, overrides))
+
+
+def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
+    """Plain nested dict — YAML/JSON serialisable and loadable by :func:`config_from_dict`."""
+    return _lists(OmegaConf.to_container(OmegaConf.structured(cfg)))
+
+
+def _lists(v: Any) -> Any:
+    # tuples as lists: yaml.safe_dump cannot write tuples, and saved recipes/checkpoints hold lists
+    if isinstance(v, (list, tuple)):
+        return [_lists(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _lists(x) for k, x in v.items()}
+    return v
+
+
+def config_diff(a: Dict[str, Any], b: Dict[str, Any], ignore: Sequence[str] = (), prefix: str = "") -> List[str]:
+    """``"section.field: old -> new"`` for every field of the config dicts ``a`` and ``b`` that differs.
+
+    By hand: OmegaConf has no diff.
+    """
+    out = []
+    for k in sorted(set(a) | set(b)):
+        key = f"{prefix}{k}"
+        if key in ignore:
+            continue
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, ignore, key + ".")
+        elif va != vb:
+            out.append(f"{key}: {va!r} -> {vb!r}")
+    return out
+
+
+def format_config(cfg: TrainConfig) -> str:
+    """The config as YAML (``--print-config``, ``config.yaml`` of a run)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def _load_yaml_chain(path: Path, seen: Tuple[Path, ...] = ()) -> List[Dict[str, Any]]:
+    """The file's ``base:`` chain, first file first, as plain dicts (``base`` inheritance is not OmegaConf's)."""
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"config inheritance loop: {' -> '.join(map(str, seen + (path,)))}")
     try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        d = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    except (yaml.YAMLError, OmegaConfBaseException) as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of sections")
     base = d.pop("base", None)
-    if base is not None:
-        inherited = _load_yaml_tree(resolve_config_path(base, path.parent), seen + (path,))
-        inherited.pop("name", None)  # a config's name is its own (default: its file name)
-        d = _merge(inherited, d)
-    return d
+    if base is None:
+        return [d]
+    inherited = _load_yaml_chain(resolve_config_path(base, path.parent), seen + (path,))
+    for layer in inherited:
+        layer.pop("name", None)  # a config's name is its own (default: its file name)
+    return inherited + [d]
 
 
-def _set_dotted(d: Dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    if parts[0] not in SECTIONS:
-        raise ConfigError(f"unknown config section in override {key!r}{_suggest(parts[0], list(SECTIONS))}")
-    if parts[0] == "name":
-        if len(parts) != 1:
-            raise ConfigError(f"'name' has no sub-fields: {key!r}")
-        d["name"] = value
-        return
-    if len(parts) < 2:
-        raise ConfigError(f"override {key!r} must name a field, e.g. {parts[0]}.<field>=value")
-    cur = d.setdefault(parts[0], {}) or {}
-    d[parts[0]] = cur
-    for p in parts[1:-1]:
-        nxt = cur.get(p)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            cur[p] = nxt
-        cur = nxt
-    cur[parts[-1]] = value
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Load a YAML config (path or packaged name; ``None`` = defaults), apply overrides, validate.
 
-
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(d: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
-    """Apply ``key.path=value`` strings (values parsed as YAML) to a nested config dict."""
-    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.field=value")
-        key, text = item.split("=", 1)
-        _set_dotted(d, key.strip(), _parse_value(text))
-    return d
+    The config's ``name`` defaults to the file's stem.
+    """
+    layers: List[Dict[str, Any]] = []
+    where = "config"
+    if path is not None:
+        p = resolve_config_path(path)
+        layers = [{"name": p.stem}] + _load_yaml_chain(p)
+        where = str(p)
+    return _build(layers, overrides, where)
 
 
 def parse_override_args(args: Sequence[str]) -> List[str]:
-    """Turn ``--optim.lr 0.02 --data.root=/x`` (dotted options left over by argparse) into ``key=value`` strings."""
+    """Turn ``--optim.lr 0.02 --data.root=/x`` (dotted options left over by argparse) into ``key=value`` strings.
+
+    By hand: argparse would need one option per field and would lose the did-you-mean message of unknown fields.
+    """
     out: List[str] = []
     i = 0
     args = list(args)
@@ -445,17 +321,3 @@ def _is_number(s: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Load a YAML config (path or packaged name; ``None`` = defaults), apply overrides, validate.
-
-    The config's ``name`` defaults to the file's stem.
-    """
-    d: Dict[str, Any] = {}
-    if path is not None:
-        p = resolve_config_path(path)
-        d = _load_yaml_tree(p)
-        d.setdefault("name", p.stem)
-    d = apply_overrides(d, overrides)
-    return config_from_dict(d)

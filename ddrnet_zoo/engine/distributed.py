@@ -1,7 +1,8 @@
 """Distributed helpers: process-group set-up from ``torchrun``'s environment, rank-0 gating, reductions.
 
 The same code runs as a single process (no process group), under ``torchrun`` on GPUs (NCCL,
-one device per process, ``cuda:LOCAL_RANK``) and on CPUs (gloo).
+one device per process, ``cuda:LOCAL_RANK``) and on CPUs (gloo). ``resolve_device`` is
+:func:`ddrnet_zoo.device.resolve_device`, re-exported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
+from timm.utils import distribute_bn
+
+from ..device import resolve_device
 
 __all__ = [
     "DistInfo",
@@ -27,6 +31,7 @@ __all__ = [
     "all_reduce_sum",
     "all_reduce_mean",
     "broadcast_object",
+    "broadcast_bn_stats",
     "resolve_device",
 ]
 
@@ -47,18 +52,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``cuda`` -> ``cuda:<local_rank>``."""
-    device = str(device).lower()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but CUDA is not available; use train.device=cpu (or auto)")
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    return torch.device(device)
 
 
 def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> DistInfo:
@@ -136,3 +129,9 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box: List[Optional[Any]] = [obj if get_rank() == src else None]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def broadcast_bn_stats(model: torch.nn.Module) -> None:
+    """Give every process rank 0's BatchNorm running statistics (``timm.utils.distribute_bn``); no-op alone."""
+    if is_distributed():
+        distribute_bn(model, get_world_size(), reduce=False)

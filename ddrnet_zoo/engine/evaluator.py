@@ -17,8 +17,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from ..constants import IGNORE_INDEX
 from ..data.datasets import SegmentationDataset, collate
 from ..data.meta import CITYSCAPES_LABEL_TO_TRAIN_ID
+from ..device import autocast_dtype
 from ..inference.tta import segment_logits
 from ..io import atomic_path
 from ..metrics import ConfusionMatrix
@@ -59,13 +61,9 @@ def build_eval_loader(
 
 
 def autocast_context(device: torch.device, amp: str):
-    """``torch.autocast`` for ``amp`` in (``bf16``, ``fp16``), else a null context."""
-    if amp in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        return torch.autocast(device_type=device.type, dtype=dtype)
-    if amp != "none":
-        raise ValueError(f"amp must be none, bf16 or fp16, got {amp!r}")
-    return contextlib.nullcontext()
+    """``torch.autocast`` for ``amp`` bf16/fp16; a null context for none/fp32 (see :mod:`ddrnet_zoo.device`)."""
+    dtype = autocast_dtype(amp)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 class PredictionWriter:
@@ -139,7 +137,7 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    cm = ConfusionMatrix(num_classes, 255, device)
+    cm = ConfusionMatrix(num_classes, IGNORE_INDEX, device)
     n_images = torch.zeros((), dtype=torch.int64, device=device)
     start = time.perf_counter()
     total = len(loader) if hasattr(loader, "__len__") else None

@@ -9,25 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-__all__ = ["setup_logging", "CSVLogger", "MetricLogger"]
+__all__ = ["setup_logging", "logging_redirect_tqdm", "CSVLogger", "MetricLogger"]
 
 _FMT = "%(asctime)s %(levelname)s %(message)s"
 
 
-class _TqdmHandler(logging.StreamHandler):
-    """Writes through ``tqdm.write`` so progress bars stay intact."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # pragma: no cover - logging must never raise
-            self.handleError(record)
-
-
 def setup_logging(is_main: bool, log_file: Optional[Path] = None) -> logging.Logger:
-    """The ``ddrnet_zoo`` logger: INFO on the main process (console + ``log_file``), WARNING elsewhere."""
+    """The ``ddrnet_zoo`` logger: INFO on the main process (console + ``log_file``), WARNING elsewhere.
+
+    Console messages go to stderr; wrap code that shows progress bars in :func:`logging_redirect_tqdm`
+    (``tqdm.contrib.logging``) so that they are written above the bars.
+    """
     logger = logging.getLogger("ddrnet_zoo")
     for h in list(logger.handlers):
         if getattr(h, "_ddrnet_zoo", False):
@@ -35,7 +29,7 @@ def setup_logging(is_main: bool, log_file: Optional[Path] = None) -> logging.Log
             h.close()
     logger.setLevel(logging.INFO if is_main else logging.WARNING)
     logger.propagate = False
-    console = _TqdmHandler()
+    console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(_FMT, "%H:%M:%S"))
     console._ddrnet_zoo = True  # type: ignore[attr-defined]
     logger.addHandler(console)

@@ -14,80 +14,34 @@ Outputs in ``train.output_dir``: ``config.yaml``, ``train.log``, ``train_log.csv
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
-import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..data.datasets import collate
-from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
+from ..device import autocast_dtype
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
 from ..text import plural
 from . import distributed as dist_utils
-from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, normalization
+from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, build_train_loader
 from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint
-from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict
-from .evaluator import autocast_context, build_eval_loader, evaluate
-from .export import load_model_weights, save_model_dir
-from .logger import MetricLogger, setup_logging
+from .config import ConfigError, TrainConfig, config_diff, config_from_dict, config_to_dict, format_config
+from .evaluator import build_eval_loader, evaluate
+from .export import load_model_weights
+from .logger import MetricLogger, logging_redirect_tqdm, setup_logging
 from .optim import PolyLR, build_optimizer
+from .reporting import eval_row, export_run_model, train_row
+from .sampler import TrainSampler
+from .step import train_step
 
 __all__ = ["TrainSampler", "Trainer", "train"]
-
-TRAIN_COLUMNS = ("epoch", "iteration", "loss", "loss_main", "loss_aux", "lr", "images_per_s", "time_s")
-
-
-class TrainSampler(DistributedSampler):
-    """The training sampler: a ``DistributedSampler`` (same permutation: ``randperm`` seeded with
-    ``seed + epoch``; ``drop_last``) that yields ``(index, epoch)`` pairs, so that the dataset's
-    augmentation knows the epoch.
-
-    Each global batch of ``chunk * num_replicas`` consecutive indices of the permutation is
-    split into contiguous blocks of ``chunk`` (this process's micro-batches of one step), so
-    ``N`` processes see exactly the micro-batches that one process with ``N`` accumulation
-    steps sees. :meth:`set_start` skips this process's first samples of the epoch (resuming
-    mid-epoch).
-    """
-
-    def __init__(
-        self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True, chunk: int = 1
-    ) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
-        self.chunk = int(chunk)
-        self.steps = len(dataset) // (self.chunk * num_replicas)
-        self.num_samples = self.steps * self.chunk
-        self.total_size = self.num_samples * num_replicas
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        self.start = int(start)
-
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
-        n = len(self.dataset)
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch)
-            perm = torch.randperm(n, generator=g).tolist()
-        else:
-            perm = list(range(n))
-        per_step = self.chunk * self.num_replicas
-        first = self.rank * self.chunk
-        mine = [perm[t * per_step + first + k] for t in range(self.steps) for k in range(self.chunk)]
-        return iter([(i, self.epoch) for i in mine[self.start :]])
-
-    def __len__(self) -> int:
-        return self.num_samples - self.start
 
 
 class Trainer:
@@ -141,7 +95,9 @@ class Trainer:
             )
         self.max_iters = t.max_iters or t.epochs * self.iters_per_epoch
         self.epochs = math.ceil(self.max_iters / self.iters_per_epoch)
-        self.loader = self._train_loader()
+        self.loader = build_train_loader(
+            cfg, self.train_set, self.sampler, self.micro_batch, self.device, progress=self.is_main and t.progress
+        )
         self.val_loader = (
             build_eval_loader(
                 self.val_set, cfg.eval.batch_size, cfg.eval.num_workers, pin_memory=self.device.type == "cuda"
@@ -175,7 +131,7 @@ class Trainer:
         o = cfg.optim
         self.optimizer = build_optimizer(self.model, o.lr, o.momentum, o.weight_decay, o.nesterov)
         self.scheduler = PolyLR(self.optimizer, self.max_iters, o.poly_power, o.min_lr, o.warmup_iters, o.warmup_ratio)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=autocast_dtype(t.amp) == torch.float16)
         self.iteration = 0
         self.best: Dict[str, Any] = {"miou": None, "iteration": None, "epoch": None}
         self.metric_log = MetricLogger(self.out_dir, enabled=self.is_main, tensorboard=t.tensorboard)
@@ -196,35 +152,6 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         if self.device.type == "cpu" and t.flush_denormal:
             torch.set_flush_denormal(True)
-
-    def _train_loader(self):
-        cfg = self.cfg
-        d = cfg.data
-        if d.in_memory:
-            data = InMemoryDataset(self.train_set, self.device, progress=self.is_main and cfg.train.progress)
-            mean, std = normalization(cfg, self.info)
-            aug = DeviceAugmenter(
-                data,
-                tuple(d.crop_size),
-                tuple(d.scale_range),
-                d.flip,
-                mean,
-                std,
-                d.image_scale,
-                seed=cfg.train.seed,
-            )
-            return DeviceLoader(aug, self.sampler, self.micro_batch)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.micro_batch,
-            sampler=self.sampler,
-            num_workers=d.num_workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=True,
-            persistent_workers=d.num_workers > 0,
-            collate_fn=collate,
-            generator=torch.Generator(),  # leaves the global RNG alone
-        )
 
     def _resume(self, resume: str) -> None:
         path = self.out_dir / "last.pt" if resume == "auto" else Path(resume)
@@ -247,8 +174,9 @@ class Trainer:
             )
         restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         saved = config_to_dict(config_from_dict(state["config"]))
-        now = config_to_dict(self.cfg)
-        changed = _diff(saved, now, ignore={"train.stop_at_iter", "train.output_dir", "train.progress"})
+        changed = config_diff(
+            saved, config_to_dict(self.cfg), ignore={"train.stop_at_iter", "train.output_dir", "train.progress"}
+        )
         if changed:
             self.log.warning("config differs from the checkpoint's: %s", "; ".join(changed))
         self.metric_log.truncate_after(self.iteration)
@@ -282,47 +210,7 @@ class Trainer:
         dist_utils.barrier()
 
     def _export(self, name: str, metrics: Optional[Dict[str, Any]] = None) -> Path:
-        cfg = self.cfg
-        training = {
-            "config_name": cfg.name,
-            "iteration": self.iteration,
-            "epoch": self.epoch,
-            "image_scale": cfg.data.image_scale,
-            "recipe": config_to_dict(cfg),
-        }
-        if cfg.train.smoke_test:
-            training["smoke_test"] = True
-        if metrics is not None:
-            training["eval"] = {
-                "split": cfg.data.val_split,
-                "images": metrics["images"],
-                "miou": metrics["miou"],
-                "pixel_acc": metrics["pixel_acc"],
-                "scales": metrics["scales"],
-                "flip": metrics["flip"],
-            }
-        config = dataclasses.replace(self.model.config, metadata={**self.model.config.metadata, "training": training})
-        results = None
-        if metrics is not None:
-            views = "multi-scale + flip" if metrics["flip"] or len(metrics["scales"]) > 1 else "single scale"
-            notes = f"{views}, iteration {self.iteration}"
-            if cfg.data.max_samples:
-                notes += f", first {plural(metrics['images'], 'image')} of the split only (data.max_samples)"
-            if cfg.train.smoke_test:
-                notes += "; smoke test, not a trained model"
-            results = [
-                {
-                    "metric": "mIoU",
-                    "value": round(100 * float(metrics["miou"]), 2),
-                    "dataset": config.dataset,
-                    "split": cfg.data.val_split,
-                    "images": metrics["images"],
-                    "command": f"ddrnet-eval --checkpoint {self.out_dir / name}"
-                    + (f" --set data.max_samples={cfg.data.max_samples}" if cfg.data.max_samples else ""),
-                    "notes": notes,
-                }
-            ]
-        return save_model_dir(self.model, self.out_dir / name, config, results=results)
+        return export_run_model(self.model, self.out_dir, name, self.cfg, self.iteration, self.epoch, metrics)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> Dict[str, Any]:
@@ -330,7 +218,7 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            atomic_write_text(self.out_dir / "config.yaml", format_config(cfg))
             n_params = sum(p.numel() for p in self.model.parameters())
             self.log.info(
                 "%s: %s (%.2fM params) on %s x%d, %s, %d train / %s val images, global batch %d "
@@ -354,34 +242,35 @@ class Trainer:
         if self.iteration >= self.max_iters:
             self.log.info("the run is complete (iteration %d of %d): nothing to do", self.iteration, self.max_iters)
             return {"iteration": self.iteration, "stopped_early": False, "best": self.best, "already_complete": True}
-        metrics: Optional[Dict[str, Any]] = None
-        stopped = False
-        try:
-            for epoch in range(self.epoch, self.epochs):
-                if self.iteration >= self.max_iters:
-                    break
-                skip = self.iteration - epoch * self.iters_per_epoch
-                self.sampler.set_epoch(epoch)
-                self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
-                stopped = self._train_epoch(epoch, skip)
-                if stopped:
-                    break
-                last = self.iteration >= self.max_iters
-                if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
-                    metrics = self._evaluate(epoch)
-                if (epoch + 1) % t.checkpoint_interval == 0 or last:
-                    self.save_checkpoint()
-            results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
-            if not stopped:
-                if self.is_main:
-                    final_dir = self._export("final", metrics)
-                    results["final_model"] = str(final_dir)
-                results["final"] = metrics
-                if self.is_main:
-                    atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
-            return results
-        finally:
-            self.metric_log.close()
+        with logging_redirect_tqdm([self.log]):  # messages above the progress bars
+            metrics: Optional[Dict[str, Any]] = None
+            stopped = False
+            try:
+                for epoch in range(self.epoch, self.epochs):
+                    if self.iteration >= self.max_iters:
+                        break
+                    skip = self.iteration - epoch * self.iters_per_epoch
+                    self.sampler.set_epoch(epoch)
+                    self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
+                    stopped = self._train_epoch(epoch, skip)
+                    if stopped:
+                        break
+                    last = self.iteration >= self.max_iters
+                    if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
+                        metrics = self._evaluate(epoch)
+                    if (epoch + 1) % t.checkpoint_interval == 0 or last:
+                        self.save_checkpoint()
+                results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
+                if not stopped:
+                    if self.is_main:
+                        final_dir = self._export("final", metrics)
+                        results["final_model"] = str(final_dir)
+                    results["final"] = metrics
+                    if self.is_main:
+                        atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
+                return results
+            finally:
+                self.metric_log.close()
 
     def _train_epoch(self, epoch: int, skip: int) -> bool:
         t = self.cfg.train
@@ -402,23 +291,18 @@ class Trainer:
         try:
             for step in range(skip, steps_in_epoch):
                 lr = self.optimizer.param_groups[0]["lr"]
-                self.optimizer.zero_grad(set_to_none=True)
-                for micro in range(t.accum_steps):
-                    batch = next(data)
-                    images = batch["image"].to(self.device, non_blocking=True)
-                    labels = batch["label"].to(self.device, non_blocking=True)
-                    if t.channels_last:
-                        images = images.contiguous(memory_format=torch.channels_last)
-                    sync = self.ddp is None or micro == t.accum_steps - 1
-                    with contextlib.nullcontext() if sync else self.train_model.no_sync():
-                        with autocast_context(self.device, t.amp):
-                            outputs = self.train_model(images)
-                        loss, parts = self.criterion(outputs, labels)
-                        self.scaler.scale(loss / t.accum_steps).backward()
-                    aux = parts.get("loss_aux", torch.zeros((), device=self.device))
-                    sums += torch.stack([loss.detach(), parts["loss_main"], aux]) / t.accum_steps
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                train_step(
+                    self.train_model,
+                    self.criterion,
+                    self.optimizer,
+                    self.scaler,
+                    data,
+                    sums,
+                    t.accum_steps,
+                    t.amp,
+                    t.channels_last,
+                    self.ddp,
+                )
                 self.scheduler.step()
                 self.iteration += 1
                 count += 1
@@ -443,24 +327,9 @@ class Trainer:
 
     def _log_train(self, epoch: int, mean: torch.Tensor, lr: float, steps: int, seconds: float, bar) -> None:
         dist_utils.all_reduce_mean(mean)
-        loss, loss_main, loss_aux = (float(v) for v in mean.tolist())
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss} at iteration {self.iteration}; lower optim.lr, add optim.warmup_iters, "
-                "or use train.amp=bf16 instead of fp16"
-            )
-        ips = steps * self.global_batch / max(seconds, 1e-9)
-        row = {
-            "epoch": epoch + 1,
-            "iteration": self.iteration,
-            "loss": loss,
-            "loss_main": loss_main,
-            "loss_aux": loss_aux,
-            "lr": lr,
-            "images_per_s": ips,
-            "time_s": seconds,
-        }
+        row = train_row(epoch, self.iteration, mean.tolist(), lr, steps * self.global_batch, seconds)
         self.metric_log.log_train(row)
+        loss, ips = row["loss"], row["images_per_s"]
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
         if not self.cfg.train.progress:
             self.log.info(
@@ -475,9 +344,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int) -> Dict[str, Any]:
         cfg = self.cfg
-        if self.dist.distributed:  # every process evaluates rank 0's BN statistics
-            for b in self.model.buffers():
-                torch.distributed.broadcast(b, 0)
+        dist_utils.broadcast_bn_stats(self.model)  # every process evaluates rank 0's BN statistics
         metrics = evaluate(
             self.model,
             self.val_loader,
@@ -498,35 +365,13 @@ class Trainer:
                     metrics, title=f"{self.val_set.name} after epoch {epoch + 1} (iteration {self.iteration})"
                 ),
             )
-            row = {
-                "epoch": epoch + 1,
-                "iteration": self.iteration,
-                "miou": metrics["miou"],
-                "pixel_acc": metrics["pixel_acc"],
-                "mean_acc": metrics["mean_acc"],
-            }
-            row.update({f"iou/{n}": r["iou"] for n, r in metrics["per_class"].items()})
-            self.metric_log.log_eval(row)
+            self.metric_log.log_eval(eval_row(epoch, self.iteration, metrics))
         if self.best["miou"] is None or metrics["miou"] > self.best["miou"]:
             self.best = {"miou": metrics["miou"], "iteration": self.iteration, "epoch": epoch + 1}
             if self.is_main:
                 self._export("best", metrics)
                 self.log.info("new best mIoU %.2f%% -> %s", 100 * metrics["miou"], self.out_dir / "best")
         return metrics
-
-
-def _diff(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "", ignore=frozenset()) -> list:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        key = f"{prefix}{k}"
-        if key in ignore:
-            continue
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, key + ".", ignore)
-        elif va != vb:
-            out.append(f"{key}: {va!r} -> {vb!r}")
-    return out
 
 
 def train(cfg: TrainConfig, resume: Optional[str] = None) -> Dict[str, Any]:
