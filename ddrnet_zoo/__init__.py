@@ -1,9 +1,8 @@
 """ddrnet_zoo: DDRNet for timm — backbones, segmentation models, weights, training and deployment."""
 
 from ._version import __version__
-from .convert import load_checkpoint_any
+from .convert import load_checkpoint_any, load_model
 from .hub import from_pretrained, push_to_hub, save_pretrained
-from .loading import load_model
 from .models import (
     MODEL_ARCHS,
     DDRNet,

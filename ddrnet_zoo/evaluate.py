@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from .convert import load_model, model_from_train_state
 from .engine import distributed as dist_utils
 from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
@@ -41,7 +42,6 @@ from .io import (
     state_dict_from,
     torch_load_safe,
 )
-from .loading import load_model, model_from_train_state
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig
 from .text import plural

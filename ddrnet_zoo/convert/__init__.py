@@ -7,8 +7,6 @@
 * Command line: ``ddrnet-convert SRC DST`` (``python -m ddrnet_zoo.convert``).
 """
 
-# ddrnet_zoo.loading (same layer) builds on .core; the package facade imports this package first
-from ..loading import load_checkpoint_any
 from .core import (
     EXPORT_LAYOUTS,
     ConvertedCheckpoint,
@@ -19,12 +17,14 @@ from .core import (
     load_state_dict_strict,
 )
 from .detect import LAYOUTS, CheckpointContents, ModelSpec, detect_layout, infer_model_spec, read_checkpoint
+from .loading import TRAIN_STATE_FORMAT, load_checkpoint_any, load_model, model_from_train_state
 from .mmseg import mmseg_key_map, to_mmseg_state_dict
 from .original import original_key_map, to_original_state_dict
 
 __all__ = [
     "EXPORT_LAYOUTS",
     "LAYOUTS",
+    "TRAIN_STATE_FORMAT",
     "CheckpointContents",
     "ConvertedCheckpoint",
     "ModelSpec",
@@ -35,8 +35,10 @@ __all__ = [
     "export_state_dict",
     "infer_model_spec",
     "load_checkpoint_any",
+    "load_model",
     "load_state_dict_strict",
     "mmseg_key_map",
+    "model_from_train_state",
     "original_key_map",
     "read_checkpoint",
     "to_mmseg_state_dict",

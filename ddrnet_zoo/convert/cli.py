@@ -15,10 +15,10 @@ from ..data.meta import get_dataset_info
 from ..errors import InputError, run_cli
 from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ..io import CheckpointError, atomic_save
-from ..loading import load_model
 from ..models import DDRNetSegmentation
 from ..text import plural
 from .core import convert_checkpoint, export_state_dict
+from .loading import load_model
 
 DESCRIPTION = """\
 Convert a DDRNet checkpoint of any supported layout and write it in another.

@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
+from ..convert import load_model
 from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-from ..loading import load_model
 from ..models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
 
 __all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_model_dir", "load_model_dir", "load_model_weights"]

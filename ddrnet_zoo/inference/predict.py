@@ -33,10 +33,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..constants import DEFAULT_MEAN, DEFAULT_STD
+from ..convert import load_model
 from ..data.images import ImageReadError, read_image, to_rgb_array, unreadable_images
 from ..data.transforms import normalize
 from ..errors import InputError
-from ..loading import load_model
 from ..models import DDRNetSegmentation
 from .colors import PaletteError, colorize, overlay, resolve_palette
 from .files import IMAGE_EXTENSIONS, OUTPUT_KINDS, ImageSource, find_images

@@ -1,4 +1,4 @@
-"""One way to load a model: :func:`load_model` (Hub id, Hub folder, file of any layout, training checkpoint).
+"""One way to load a model, ``ddrnet_zoo.load_model``: Hub id, Hub folder, file of any layout, training checkpoint.
 
 Every loading API and command line goes through it (``hub.from_pretrained``, ``convert.load_checkpoint_any``,
 ``inference.load_segmentation_model``, ``engine.export.load_model_dir`` and ``evaluate.load_for_eval`` are
@@ -14,12 +14,12 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from .convert.core import convert_checkpoint
-from .errors import InputError
-from .hub.load import from_pretrained
-from .io import CheckpointError
-from .layouts import read_checkpoint
-from .models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
+from ..errors import InputError
+from ..hub.load import from_pretrained
+from ..io import CheckpointError
+from ..layouts import read_checkpoint
+from ..models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
+from .core import convert_checkpoint
 
 __all__ = ["TRAIN_STATE_FORMAT", "load_model", "load_checkpoint_any", "model_from_train_state"]
 
