@@ -94,8 +94,9 @@ def check_image_batch(
         num_nan = int(torch.isnan(x).sum())
         num_inf = int(torch.isinf(x).sum())
         found = " and ".join(f"{n} {kind}" for n, kind in ((num_nan, "NaN"), (num_inf, "Inf")) if n)
+        values = "value" if num_nan + num_inf == 1 else "values"
         raise InputError(
-            f"{what} contains {found} values (of {x.numel()}); the outputs would be NaN. Check the data "
+            f"{what} contains {found} {values} (of {x.numel()}); the outputs would be NaN. Check the data "
             f"pipeline (corrupt images, division by a zero std, overflow in float16), or build the model "
             f"with check_finite=False to skip this check"
         )
