@@ -298,4 +298,3 @@ def test_timm_suite_runner_skips_clearly_offline(tmp_path):
     out = subprocess.run([sys.executable, str(runner)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("SKIPPED: timm's model test suite was not run: pip could not download")
-
