@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import constants
 
 from ddrnet_zoo.models import DDRNetArch
 
@@ -59,3 +60,15 @@ def camvid_root(pytestconfig) -> Path:
     if not (root / "train.txt").is_file():
         pytest.skip(f"CamVid not found at {root} (expected train.txt there)")
     return root
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hub cache, offline: HF_HUB_CACHE/HF_HUB_OFFLINE in the environment and huggingface_hub's constants."""
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read at import by huggingface_hub
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache

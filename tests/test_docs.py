@@ -493,16 +493,8 @@ def doc_sessions(stand_ins, tmp_path_factory) -> Callable[[Block], DocSession]:
 
 
 @pytest.fixture
-def doc_env(monkeypatch, tmp_path) -> None:
-    """No network (an empty Hub cache, offline) and ``$DDRNET_SHARED`` for the shell blocks."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read at import by huggingface_hub
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def doc_env(monkeypatch, hub_cache) -> None:
+    """No network (conftest's offline, empty ``hub_cache``) and ``$DDRNET_SHARED`` for the shell blocks."""
     monkeypatch.setenv("DDRNET_SHARED", str(SHARED))
 
 

@@ -20,7 +20,7 @@ import pytest
 import timm
 import torch
 from conftest import REPO, TINY_ARCH_23, TINY_ARCH_39
-from huggingface_hub import constants, scan_cache_dir
+from huggingface_hub import scan_cache_dir
 from huggingface_hub.file_download import repo_folder_name
 from safetensors.torch import load_file, save_file
 
@@ -58,18 +58,6 @@ def install_in_hub_cache(folder: Path, repo_id: str, cache_dir: Path, revision: 
     (repo_dir / "refs").mkdir(exist_ok=True)
     (repo_dir / "refs" / revision).write_text(commit)
     return commit
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty Hub cache, offline: HF_HUB_CACHE/HF_HUB_OFFLINE in the environment and huggingface_hub's constants."""
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read at import by huggingface_hub
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
 
 
 def tiny_seg_model(arch=TINY_ARCH_23, num_classes: int = 11, **kwargs):
