@@ -58,16 +58,6 @@ def from_pretrained(
         except Exception as e:  # timm raises many types for a bad folder; all name the source here
             raise CheckpointError(f"{source}: cannot load the timm-format checkpoint: {e}") from e
         return model.to(map_location).eval()
-    return DDRNetSegmentation._from_pretrained(
-        model_id=hub.model_id,
-        revision=hub.revision,
-        cache_dir=cache_dir,
-        force_download=False,
-        local_files_only=local_files_only,
-        token=token,
-        config=hub.segmentation_config(),
-        map_location=map_location,
-        strict=strict,
-        upsample_logits=upsample_logits,
-        hub=hub,
+    return DDRNetSegmentation.from_hub_source(
+        hub, cache_dir, local_files_only, token, map_location, strict, upsample_logits
     )

@@ -35,7 +35,7 @@ from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, build_context
 from .ddrnet import MODEL_ARCHS, DDRNet, arch_dict
 from .layers import NormActConv, resize_to
-from .pretrained import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict, open_hub_source
+from .pretrained import CONFIG_NAME, WEIGHTS_NAME, HubSource, load_state_dict_strict, open_hub_source
 
 __all__ = [
     "SegmentationHead",
@@ -306,6 +306,23 @@ class DDRNetSegmentation(
         hub = open_hub_source(pretrained_model_name_or_path, revision, cache_dir, local_files_only, token)
         if hub.is_timm:
             raise InputError(f"{pretrained_model_name_or_path} holds a DDRNet classifier, not a segmentation model")
+        return cls.from_hub_source(
+            hub, cache_dir, local_files_only, token, map_location, strict, upsample_logits, **kwargs
+        )
+
+    @classmethod
+    def from_hub_source(
+        cls,
+        hub: HubSource,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        local_files_only: bool = False,
+        token: Optional[Union[str, bool]] = None,
+        map_location: Union[str, torch.device] = "cpu",
+        strict: bool = True,
+        upsample_logits: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> DDRNetSegmentation:
+        """The model of an opened Hub folder or repository (through the mixin's ``_from_pretrained`` hook)."""
         return cls._from_pretrained(
             model_id=hub.model_id,
             revision=hub.revision,
