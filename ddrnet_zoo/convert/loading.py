@@ -109,14 +109,7 @@ def load_model(
             token=token,
             upsample_logits=upsample_logits,
         )
-        cfg = getattr(model, "config", None)
-        held = cfg.architecture if cfg is not None else getattr(model, "pretrained_cfg", {}).get("architecture")
-        if model_name is not None and model_name.split(".", 1)[0] != held:
-            raise CheckpointError(f"{src}: holds a {held}, not a {model_name}")
-        actual = getattr(model, "num_classes", None)
-        if num_classes is not None and actual != num_classes:
-            raise CheckpointError(f"{src}: wrong class count: the model has {actual} classes, {num_classes} expected")
-        return model
+        return _expected(model, src, model_name, num_classes)
     hub_only = {"revision": revision, "cache_dir": cache_dir, "token": token}
     given = sorted(k for k, v in hub_only.items() if v is not None)
     if given or local_files_only:
@@ -137,12 +130,18 @@ def load_model(
         return converted.create_model(map_location)
     if upsample_logits is not None:
         model.upsample_logits = upsample_logits
-    if model_name is not None and model_name.split(".", 1)[0] != model.config.architecture:
-        raise CheckpointError(f"{src}: holds a {model.config.architecture}, not a {model_name}")
-    if num_classes is not None and model.num_classes != num_classes:
-        raise CheckpointError(
-            f"{src}: wrong class count: the model has {model.num_classes} classes, {num_classes} expected"
-        )
+    return _expected(model, src, model_name, num_classes)
+
+
+def _expected(model: nn.Module, src: str, model_name: Optional[str], num_classes: Optional[int]) -> nn.Module:
+    """``model``, after checking it is the ``model_name`` variant with ``num_classes`` classes (where given)."""
+    cfg = getattr(model, "config", None)
+    held = cfg.architecture if cfg is not None else getattr(model, "pretrained_cfg", {}).get("architecture")
+    if model_name is not None and model_name.split(".", 1)[0] != held:
+        raise CheckpointError(f"{src}: holds a {held}, not a {model_name}")
+    actual = getattr(model, "num_classes", None)
+    if num_classes is not None and actual != num_classes:
+        raise CheckpointError(f"{src}: wrong class count: the model has {actual} classes, {num_classes} expected")
     return model
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from timm.utils import unwrap_model  # re-exported: the plain model inside DDP / torch.compile
 
+from ..convert.loading import TRAIN_STATE_FORMAT
 from ..io import CheckpointError, atomic_path, torch_load_safe
 from . import distributed as dist_utils
 
@@ -31,7 +32,7 @@ __all__ = [
     "unwrap_model",
 ]
 
-CHECKPOINT_FORMAT = "ddrnet_zoo.train_state.v1"
+CHECKPOINT_FORMAT = TRAIN_STATE_FORMAT  # defined where load_model recognises training checkpoints
 
 
 def capture_rng_state() -> Dict[str, Any]:
