@@ -17,8 +17,9 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Iterator, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Tuple, Union
 
 import torch
 
@@ -68,6 +69,49 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)\.[^/]*\.tmp$")
+# folder -> (its mtime when read, {target name: [(temporary's name, writer's pid)]}) for this host's temporaries
+_FOLDER_TEMPORARIES: Dict[str, Tuple[int, Dict[str, List[Tuple[str, int]]]]] = {}
+_FOLDER_LOCK = threading.Lock()
+
+
+def _temporaries_in(folder: Path) -> Dict[str, List[Tuple[str, int]]]:
+    """This host's temporaries in ``folder`` by target name, read again only when the folder changed.
+
+    Without the index every write would list its whole folder: quadratic for thousands of
+    predictions written into one folder.
+    """
+    key = os.path.abspath(folder)
+    mtime = os.stat(key).st_mtime_ns
+    with _FOLDER_LOCK:
+        cached = _FOLDER_TEMPORARIES.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+    host, index = _host(), {}
+    with os.scandir(key) as entries:
+        for entry in entries:
+            m = _TEMPORARY.match(entry.name)
+            if m and m["host"] == host:
+                index.setdefault(m["target"], []).append((entry.name, int(m["pid"])))
+    with _FOLDER_LOCK:
+        _FOLDER_TEMPORARIES[key] = (mtime, index)
+    return index
+
+
+def _note_own_change(folder: Path) -> None:
+    """After this process wrote into ``folder``: its index still holds (ours leave no temporary behind).
+
+    A foreign write at the same moment may be missed until the folder changes again; that only
+    delays removing a stale temporary.
+    """
+    key = os.path.abspath(folder)
+    with _FOLDER_LOCK:
+        cached = _FOLDER_TEMPORARIES.get(key)
+        if cached is not None:
+            with contextlib.suppress(OSError):
+                _FOLDER_TEMPORARIES[key] = (os.stat(key).st_mtime_ns, cached[1])
+
+
 def remove_stale_temporaries(target: PathLike) -> int:
     """Remove temporaries of ``target`` left by interrupted writes; returns how many were removed.
 
@@ -78,18 +122,23 @@ def remove_stale_temporaries(target: PathLike) -> int:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         return 0
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)@([A-Za-z0-9-]+)\.[^/]*\.tmp$")
-    host, removed = _host(), 0
-    for entry in parent.iterdir():
-        m = pattern.match(entry.name)
-        if not m or m.group(2) != host or _pid_alive(int(m.group(1))):
+    index = _temporaries_in(parent)
+    removed, kept = 0, []
+    for name, pid in index.get(target.name, ()):
+        if _pid_alive(pid):
+            kept.append((name, pid))
             continue
+        entry = parent / name
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
         removed += 1
+    if removed:
+        with _FOLDER_LOCK:
+            index[target.name] = kept
+        _note_own_change(parent)
     return removed
 
 
@@ -134,6 +183,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp_path
         _apply_umask(tmp_path)
         os.replace(tmp_path, path)
+        _note_own_change(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -200,6 +250,7 @@ def atomic_directory(path: PathLike, replaced: Collection[str] = ()) -> Iterator
                 staging = old
         else:
             os.replace(staging, path)
+        _note_own_change(path.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
