@@ -21,8 +21,9 @@ from ddrnet_zoo.data import (
     TrainTransform,
     build_dataset,
 )
-from ddrnet_zoo.data.transforms import image_to_tensor, normalize, scale_crop_flip
+from ddrnet_zoo.data.transforms import color_jitter, image_to_tensor, normalize, scale_crop_flip
 from ddrnet_zoo.engine.trainer import TrainSampler
+from ddrnet_zoo.errors import InputError
 
 
 def write_folder_dataset(
@@ -297,3 +298,31 @@ def test_train_sampler_splits_global_batches_between_processes():
     other = TrainSampler(data, num_replicas=1, rank=0, seed=4, chunk=4)
     other.set_epoch(4)
     assert [i for i, _ in other] != full
+
+
+def test_color_jitter_is_affine_and_the_same_in_both_pipelines(tmp_path):
+    root = write_folder_dataset(tmp_path, n=3, size=(60, 90))
+    ds = FolderDataset(root, "train", ["a", "b", "c"])
+    kw = dict(crop_size=(48, 56), scale_range=(0.5, 2.0), image_scale=1.25, seed=11)
+    plain, jittered = TrainTransform(**kw), TrainTransform(**kw, color_jitter=0.4)
+    p0, p1 = plain.params(2, 1, (60, 90)), jittered.params(2, 1, (60, 90))
+    # the jitter draws after the geometry: the scale, crop and flip of every sample are unchanged
+    assert (p0.scale, p0.offset, p0.flip) == (p1.scale, p1.offset, p1.flip) and p0.color is None
+    assert all(0.6 <= f <= 1.4 for f in p1.color)
+    image, label = ds.load(2)
+    a, b = plain(image, label, index=2, epoch=1), jittered(image, label, index=2, epoch=1)
+    assert torch.equal(a["label"], b["label"]) and not torch.allclose(a["image"], b["image"])
+    # identity factors change nothing; the device pipeline jitters whole images and agrees with the CPU crops
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(color_jitter(x, [(1.0, 1.0, 1.0), None]), x, rtol=1e-5, atol=1e-5)
+    aug = DeviceAugmenter(InMemoryDataset(ds, "cpu"), **kw, color_jitter=0.4)
+    images, _ = aug.batch([2, 0], epoch=1)
+    torch.testing.assert_close(images[0], b["image"], atol=2e-3, rtol=0)
+    ref0 = jittered(*ds.load(0), index=0, epoch=1)
+    torch.testing.assert_close(images[1], ref0["image"], atol=2e-3, rtol=0)
+    # brightness 2 in 0-1 colour doubles the un-normalised image
+    mean, std = torch.tensor([0.4, 0.5, 0.6]).view(3, 1, 1), torch.tensor([0.2, 0.3, 0.25]).view(3, 1, 1)
+    out = color_jitter(x[:1], [(2.0, 1.0, 1.0)], mean.flatten().tolist(), std.flatten().tolist())
+    torch.testing.assert_close(out[0] * std + mean, 2 * (x[0] * std + mean), rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="color_jitter"):
+        TrainTransform(**kw, color_jitter=1.5)

@@ -16,6 +16,7 @@ from test_data import write_folder_dataset
 from ddrnet_zoo import evaluate as eval_cli
 from ddrnet_zoo import train as train_cli
 from ddrnet_zoo.engine import ConfigError, PolyLR, list_configs, load_config, train
+from ddrnet_zoo.engine.budget import TimeBudget
 from ddrnet_zoo.engine.config import parse_override_args
 from ddrnet_zoo.engine.export import load_model_dir
 from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model_from_config
@@ -375,3 +376,61 @@ def test_subset_training_is_labelled_and_eval_uses_the_whole_split(tmp_path, fas
         assert "note:" not in text and "train: 1 image (first 1: data.max_samples), scales" in text
         report = json.loads((tmp_path / "b.json").read_text())
         assert report["images"] == 1 and report["max_samples"] == 1
+
+
+# ---------------------------------------------------------------- time budget
+
+
+class _Clock:
+    """A clock that the test advances by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_budget_plans_from_the_measured_rate():
+    clock = _Clock()
+    budget = TimeBudget(10.0, spent_seconds=60.0, warmup_iters=2, clock=clock)  # 600 s, 60 s used before
+    assert budget.remaining() == pytest.approx(540.0)
+    assert budget.plan(1) is None  # no rate yet
+    for i in range(1, 13):  # 2 warm-up iterations at 5 s, then 2 s per iteration
+        clock.now += 5.0 if i <= 2 else 2.0
+        budget.observe(i)
+    # 10 measured iterations took 20 s: 2 s each; left 600 - 60 - 30 = 510 s, reserve 3% of 600 = 18 s
+    assert budget.seconds_per_iter(12) == pytest.approx(2.0)
+    assert budget.plan(12) == 12 + (510 - 18) // 2
+    assert budget.plan(12, ceiling=100) == 100
+    budget.record_eval(20.0)  # the final evaluation's reserve follows the measured one: 1.2 x 20 + 10 s
+    assert budget.reserve() == pytest.approx(34.0)
+    assert budget.plan(12) == 12 + (510 - 34) // 2
+    clock.now += 510 - 34
+    assert budget.exhausted() and budget.plan(12) == 12
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget(0)
+
+
+def test_time_budget_ends_the_run_with_evaluation_and_export(tmp_path, fast_cpu):
+    root = write_folder_dataset(tmp_path / "data", n=4)
+    extra = {
+        "train.epochs": 100000,  # a ceiling the budget never reaches
+        "train.time_budget_minutes": 0.2,
+        "train.checkpoint_interval_minutes": 0.05,
+        "train.checkpoint_interval": 100000,
+        "train.eval_interval": 100000,
+    }
+    results = train(load_config(None, synthetic_overrides(root, tmp_path / "run", **extra)))
+    rows = read_csv(tmp_path / "run" / "train_log.csv")
+    iters = results["iteration"]
+    assert not results["stopped_early"] and 10 < iters < 2 * 100000
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file() and results["final"] is not None
+    # the schedule spans the planned run: the last learning rates approach 0 (poly decay to the end)
+    assert float(rows[-1]["lr"]) < 0.2 * 0.01 and int(rows[-1]["iteration"]) == iters
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["iteration"] == iters == state["max_iters"]
+    assert 0 < state["seconds_spent"] < 0.2 * 60
+    # resuming a finished run keeps its plan
+    again = train(load_config(None, synthetic_overrides(root, tmp_path / "run", **extra)), "auto")
+    assert again["already_complete"] and again["iteration"] == iters

@@ -20,6 +20,7 @@ from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
 from .datasets import SegmentationDataset
 from .transforms import (
     augment_rng,
+    color_jitter,
     image_to_tensor,
     normalize,
     sample_augment_params,
@@ -83,8 +84,10 @@ class DeviceAugmenter:
         image_scale: float = 1.0,
         seed: int = 0,
         ignore_index: int = IGNORE_INDEX,
+        color_jitter: float = 0.0,
     ) -> None:
         self.data = data
+        self.color_jitter = float(color_jitter)
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = bool(flip)
@@ -103,6 +106,7 @@ class DeviceAugmenter:
                 self.scale_range,
                 self.flip,
                 self.image_scale,
+                self.color_jitter,
             )
             for i in indices
         ]
@@ -110,6 +114,7 @@ class DeviceAugmenter:
         if self.data.stacked:
             idx = torch.as_tensor(list(indices), device=self.data.device)
             images = normalize(self.data.images[idx], self.mean, self.std)
+            images = color_jitter(images, [p.color for p in params], self.mean, self.std)
             return scale_crop_flip(
                 images,
                 self.data.labels[idx],
@@ -121,7 +126,9 @@ class DeviceAugmenter:
         outs, labs = [], []
         for i, p in zip(indices, params):
             img, lab = scale_crop_flip(
-                normalize(self.data.images[i].unsqueeze(0), self.mean, self.std),
+                color_jitter(
+                    normalize(self.data.images[i].unsqueeze(0), self.mean, self.std), [p.color], self.mean, self.std
+                ),
                 self.data.labels[i].unsqueeze(0),
                 [p.scale],
                 [p.offset],

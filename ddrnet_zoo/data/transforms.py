@@ -37,6 +37,7 @@ __all__ = [
     "sample_augment_params",
     "scale_crop_flip",
     "normalize",
+    "color_jitter",
     "image_to_tensor",
     "TrainTransform",
     "EvalTransform",
@@ -55,6 +56,8 @@ class AugmentParams:
     offset: Tuple[int, int]
     """Top-left corner (y, x) of the crop in the scaled image."""
     flip: bool
+    color: Optional[Tuple[float, float, float]] = None
+    """Colour jitter factors (brightness, contrast, saturation), or None for none."""
 
 
 def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -69,8 +72,10 @@ def sample_augment_params(
     scale_range: Tuple[float, float] = (0.5, 2.0),
     flip: bool = True,
     image_scale: float = 1.0,
+    color_jitter: float = 0.0,
 ) -> AugmentParams:
-    """Draw scale ~ U(scale_range), a crop position uniformly inside the scaled image, and a flip (p=0.5)."""
+    """Draw scale ~ U(scale_range), a crop position uniformly inside the scaled image, a flip (p=0.5) and,
+    with ``color_jitter`` > 0, brightness, contrast and saturation factors ~ U(1 - j, 1 + j)."""
     lo, hi = scale_range
     s = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
     total = s * image_scale
@@ -80,7 +85,11 @@ def sample_augment_params(
     oy = int(rng.integers(0, max(sh - ch, 0) + 1))
     ox = int(rng.integers(0, max(sw - cw, 0) + 1))
     do_flip = bool(rng.random() < 0.5) if flip else False
-    return AugmentParams(total, (oy, ox), do_flip)
+    color = None
+    if color_jitter > 0:
+        b, c, t = (float(v) for v in rng.uniform(1.0 - color_jitter, 1.0 + color_jitter, size=3))
+        color = (b, c, t)
+    return AugmentParams(total, (oy, ox), do_flip, color)
 
 
 def normalize(
@@ -95,6 +104,34 @@ def normalize(
     m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(c, 1, 1) * 255.0
     s = torch.tensor(std, dtype=torch.float32, device=images.device).view(c, 1, 1) * 255.0
     return (images.float() - m) / s
+
+
+def color_jitter(
+    images: torch.Tensor,
+    factors: Sequence[Optional[Tuple[float, float, float]]],
+    mean: Sequence[float] = DEFAULT_MEAN,
+    std: Sequence[float] = DEFAULT_STD,
+) -> torch.Tensor:
+    """Brightness, contrast and saturation jitter of normalised (N, 3, H, W) images, one factor triple per image
+    (None: unchanged).
+
+    In 0-1 colour: saturation blends with the luma (0.299 R + 0.587 G + 0.114 B), contrast scales about mid-grey
+    0.5, brightness scales. Every step is affine per pixel and nothing is clipped, so the jitter commutes with
+    bilinear resampling and cropping: the CPU and device pipelines, which jitter different windows, agree.
+    """
+    if all(f is None for f in factors):
+        return images
+    dev = images.device
+    m = torch.tensor(mean, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
+    f = torch.tensor([f if f is not None else (1.0, 1.0, 1.0) for f in factors], dtype=torch.float32, device=dev)
+    b, c, t = (f[:, k].view(-1, 1, 1, 1) for k in range(3))
+    x = images * s + m
+    luma = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = luma + t * (x - luma)
+    x = 0.5 + c * (x - 0.5)
+    x = b * x
+    return (x - m) / s
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -203,6 +240,8 @@ class TrainTransform:
         mean, std: normalisation (0-1 range, as timm).
         image_scale: a fixed factor applied on top of the random scale (e.g. 2.0 to train the
             480x360 SegNet copy of CamVid at the paper's 960x720 pixel scale).
+        color_jitter: strength j of the brightness, contrast and saturation jitter (factors ~ U(1 - j, 1 + j));
+            0 (the paper's recipe) for none.
         seed: base seed; parameters are a function of ``(seed, epoch, index)``.
         ignore_index: label of padding.
     """
@@ -217,8 +256,12 @@ class TrainTransform:
         image_scale: float = 1.0,
         seed: int = 0,
         ignore_index: int = IGNORE_INDEX,
+        color_jitter: float = 0.0,
     ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        if not 0.0 <= color_jitter < 1.0:
+            raise InputError(f"color_jitter must be in [0, 1), got {color_jitter}")
+        self.color_jitter = float(color_jitter)
         if min(self.crop_size) < 1:
             raise InputError(f"crop_size must be positive, got {crop_size}")
         lo, hi = float(scale_range[0]), float(scale_range[1])
@@ -242,6 +285,7 @@ class TrainTransform:
             self.scale_range,
             self.flip,
             self.image_scale,
+            self.color_jitter,
         )
 
     def __call__(self, image: np.ndarray, label: np.ndarray, index: int = 0, epoch: int = 0) -> Dict[str, torch.Tensor]:
@@ -249,6 +293,7 @@ class TrainTransform:
         p = self.params(index, epoch, size)
         ry, rx = _source_window(p, size, self.crop_size)
         img = normalize(image_to_tensor(image[ry, rx]).unsqueeze(0), self.mean, self.std)
+        img = color_jitter(img, [p.color], self.mean, self.std)
         lab = torch.from_numpy(np.ascontiguousarray(label[ry, rx]).astype(np.int64)).unsqueeze(0)
         out_img, out_lab = scale_crop_flip(
             img,
@@ -266,7 +311,7 @@ class TrainTransform:
     def __repr__(self) -> str:
         return (
             f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, flip={self.flip}, "
-            f"image_scale={self.image_scale}, seed={self.seed})"
+            f"image_scale={self.image_scale}, color_jitter={self.color_jitter}, seed={self.seed})"
         )
 
 

@@ -71,6 +71,7 @@ def build_train_dataset(cfg: TrainConfig) -> SegmentationDataset:
         std=std,
         image_scale=cfg.data.image_scale,
         seed=cfg.train.seed,
+        color_jitter=cfg.data.color_jitter,
     )
     return ds
 
@@ -90,7 +91,15 @@ def build_train_loader(
         data = InMemoryDataset(dataset, device, progress=progress)
         mean, std = normalization(cfg, dataset.info)
         aug = DeviceAugmenter(
-            data, tuple(d.crop_size), tuple(d.scale_range), d.flip, mean, std, d.image_scale, seed=cfg.train.seed
+            data,
+            tuple(d.crop_size),
+            tuple(d.scale_range),
+            d.flip,
+            mean,
+            std,
+            d.image_scale,
+            seed=cfg.train.seed,
+            color_jitter=d.color_jitter,
         )
         return DeviceLoader(aug, sampler, batch_size)
     return DataLoader(

@@ -30,6 +30,7 @@ __all__ = [
     "barrier",
     "all_reduce_sum",
     "all_reduce_mean",
+    "broadcast_tensor",
     "broadcast_object",
     "broadcast_bn_stats",
     "resolve_device",
@@ -119,6 +120,13 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t /= dist.get_world_size()
+    return t
+
+
+def broadcast_tensor(t: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """In-place broadcast of ``t`` from process ``src`` (returns ``t``; a no-op in a single process)."""
+    if is_distributed():
+        dist.broadcast(t, src)
     return t
 
 

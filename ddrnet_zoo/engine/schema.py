@@ -65,6 +65,8 @@ class DataConfig:
     """Resize factor applied to every image before augmentation and for evaluation."""
     scale_range: Tuple[float, float] = (0.5, 2.0)
     flip: bool = True
+    color_jitter: float = 0.0
+    """Brightness, contrast and saturation jitter strength j (factors ~ U(1 - j, 1 + j)); 0: none (the paper)."""
     batch_size: int = 12
     """Global batch size: divided between processes (and accumulation steps)."""
     num_workers: int = 4
@@ -136,6 +138,13 @@ class TrainLoopConfig:
     """Save the resumable checkpoint every N epochs."""
     checkpoint_interval_iters: Optional[int] = None
     """Also save every N iterations."""
+    checkpoint_interval_minutes: Optional[float] = None
+    """Also save every N minutes of training (wall clock): what a preemption can lose."""
+    time_budget_minutes: Optional[float] = None
+    """Wall-clock budget of the whole run (summed over resumed sessions), final evaluation and export included.
+    The number of iterations is planned from the measured throughput (and re-planned as it changes), the
+    poly schedule spans it, and the run ends by the budget with its final evaluation and export.
+    Overrides ``epochs`` / ``max_iters`` (which then only bound it)."""
     stop_at_iter: Optional[int] = None
     """Stop cleanly after this iteration (checkpoint written, schedule unchanged); continue with --resume."""
     progress: bool = True
@@ -181,6 +190,7 @@ class TrainConfig:
         lo, hi = self.data.scale_range
         need(0 < lo <= hi, f"data.scale_range must be [low, high] with 0 < low <= high, got {self.data.scale_range}")
         need(self.data.image_scale > 0, "data.image_scale must be > 0")
+        need(0.0 <= self.data.color_jitter < 1.0, "data.color_jitter must be in [0, 1)")
         need(self.data.batch_size >= 1, "data.batch_size must be >= 1")
         need(self.loss.type in LOSS_TYPES, f"loss.type must be one of {LOSS_TYPES}")
         need(self.loss.aux_type in ("ce", "same"), "loss.aux_type must be 'ce' or 'same'")
@@ -190,6 +200,14 @@ class TrainConfig:
         need(self.train.accum_steps >= 1, "train.accum_steps must be >= 1")
         need(self.train.epochs >= 1 or (self.train.max_iters or 0) >= 1, "train.epochs or train.max_iters must be >= 1")
         need(self.train.log_interval >= 1, "train.log_interval must be >= 1")
+        need(
+            self.train.time_budget_minutes is None or self.train.time_budget_minutes > 0,
+            "train.time_budget_minutes must be > 0 (or null for none)",
+        )
+        need(
+            self.train.checkpoint_interval_minutes is None or self.train.checkpoint_interval_minutes > 0,
+            "train.checkpoint_interval_minutes must be > 0 (or null for none)",
+        )
         need(len(self.eval.scales) >= 1 and min(self.eval.scales) > 0, "eval.scales must be positive numbers")
         return self
 

@@ -30,6 +30,7 @@ from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
 from ..text import plural
 from . import distributed as dist_utils
+from .budget import TimeBudget
 from .builders import build_eval_dataset, build_loss, build_model, build_train_dataset, build_train_loader
 from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import ConfigError, TrainConfig, config_diff, config_from_dict, config_to_dict, format_config
@@ -94,7 +95,10 @@ class Trainer:
                 f"{self.train_set} has fewer samples than one global batch ({self.global_batch}); lower data.batch_size"
             )
         self.max_iters = t.max_iters or t.epochs * self.iters_per_epoch
+        self.iter_ceiling = self.max_iters  # a time budget plans at most this many
         self.epochs = math.ceil(self.max_iters / self.iters_per_epoch)
+        self.budget = TimeBudget(t.time_budget_minutes) if t.time_budget_minutes else None
+        self._last_checkpoint = time.monotonic()
         self.loader = build_train_loader(
             cfg, self.train_set, self.sampler, self.micro_batch, self.device, progress=self.is_main and t.progress
         )
@@ -165,6 +169,9 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
         self.best = dict(state["best"])
+        if self.budget is not None:
+            self.budget = TimeBudget(self.cfg.train.time_budget_minutes, float(state.get("seconds_spent") or 0.0))
+            self._set_max_iters(int(state.get("max_iters") or self.max_iters))
         rng = state["rng"]
         if len(rng) != self.dist.world_size:
             self.log.warning(
@@ -175,7 +182,9 @@ class Trainer:
         restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         saved = config_to_dict(config_from_dict(state["config"]))
         changed = config_diff(
-            saved, config_to_dict(self.cfg), ignore={"train.stop_at_iter", "train.output_dir", "train.progress"}
+            saved,
+            config_to_dict(self.cfg),
+            ignore={"train.stop_at_iter", "train.output_dir", "train.progress", "train.time_budget_minutes"},
         )
         if changed:
             self.log.warning("config differs from the checkpoint's: %s", "; ".join(changed))
@@ -200,6 +209,8 @@ class Trainer:
             "config": config_to_dict(self.cfg),
             "model_config": self.model.config.to_dict(),
             "world_size": self.dist.world_size,
+            "max_iters": self.max_iters,
+            "seconds_spent": self.budget.elapsed() if self.budget is not None else None,
         }
 
     def save_checkpoint(self) -> None:
@@ -208,6 +219,36 @@ class Trainer:
         if self.is_main:
             save_checkpoint(self.out_dir / "last.pt", {**self.state_dict(), "rng": rng})
         dist_utils.barrier()
+        self._last_checkpoint = time.monotonic()
+
+    def _set_max_iters(self, total: int) -> None:
+        """Change the run's length (time budget): the poly schedule and the epoch count follow."""
+        self.max_iters = max(int(total), self.iteration, 1)
+        self.scheduler.max_iters = self.max_iters
+        self.epochs = math.ceil(self.max_iters / self.iters_per_epoch)
+
+    def _timed_decisions(self) -> bool:
+        """At a log point: re-plan the time budget and decide a timed checkpoint, on the main process for all.
+
+        Returns whether to write a checkpoint now."""
+        t = self.cfg.train
+        total, save = self.max_iters, False
+        if self.is_main:
+            if self.budget is not None:
+                if self.budget.exhausted():
+                    total = self.iteration
+                else:
+                    planned = self.budget.plan(self.iteration, self.iter_ceiling)
+                    if planned is not None:
+                        total = planned
+            if t.checkpoint_interval_minutes:
+                save = time.monotonic() - self._last_checkpoint >= 60.0 * t.checkpoint_interval_minutes
+        decision = torch.tensor([total, int(save)], dtype=torch.int64, device=self.device)
+        dist_utils.broadcast_tensor(decision)
+        total, save = int(decision[0]), bool(decision[1])
+        if total != self.max_iters:
+            self._set_max_iters(total)
+        return save
 
     def _export(self, name: str, metrics: Optional[Dict[str, Any]] = None) -> Path:
         return export_run_model(self.model, self.out_dir, name, self.cfg, self.iteration, self.epoch, metrics)
@@ -222,7 +263,7 @@ class Trainer:
             n_params = sum(p.numel() for p in self.model.parameters())
             self.log.info(
                 "%s: %s (%.2fM params) on %s x%d, %s, %d train / %s val images, global batch %d "
-                "(%d per process x %d accumulation), %s per epoch, %s (%s), amp=%s",
+                "(%d per process x %d accumulation), %s per epoch, %s (%s), amp=%s%s",
                 cfg.name,
                 cfg.model.name,
                 n_params / 1e6,
@@ -238,6 +279,9 @@ class Trainer:
                 plural(self.max_iters, "iteration"),
                 plural(self.epochs, "epoch"),
                 t.amp,
+                f", time budget {t.time_budget_minutes:g} min (iterations planned from the measured throughput)"
+                if self.budget is not None
+                else "",
             )
         if self.iteration >= self.max_iters:
             self.log.info("the run is complete (iteration %d of %d): nothing to do", self.iteration, self.max_iters)
@@ -246,9 +290,8 @@ class Trainer:
             metrics: Optional[Dict[str, Any]] = None
             stopped = False
             try:
-                for epoch in range(self.epoch, self.epochs):
-                    if self.iteration >= self.max_iters:
-                        break
+                while self.iteration < self.max_iters:
+                    epoch = self.epoch
                     skip = self.iteration - epoch * self.iters_per_epoch
                     self.sampler.set_epoch(epoch)
                     self.sampler.set_start(skip * self.micro_batch * t.accum_steps)
@@ -256,9 +299,10 @@ class Trainer:
                     if stopped:
                         break
                     last = self.iteration >= self.max_iters
-                    if self.val_loader is not None and ((epoch + 1) % t.eval_interval == 0 or last):
+                    whole = self.iteration % self.iters_per_epoch == 0  # not cut short by the time budget
+                    if self.val_loader is not None and (((epoch + 1) % t.eval_interval == 0 and whole) or last):
                         metrics = self._evaluate(epoch)
-                    if (epoch + 1) % t.checkpoint_interval == 0 or last:
+                    if ((epoch + 1) % t.checkpoint_interval == 0 and whole) or last:
                         self.save_checkpoint()
                 results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
                 if not stopped:
@@ -274,10 +318,13 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, skip: int) -> bool:
         t = self.cfg.train
-        steps_in_epoch = min(self.iters_per_epoch, self.max_iters - epoch * self.iters_per_epoch)
+
+        def steps_in_epoch() -> int:  # the time budget may change max_iters during the epoch
+            return min(self.iters_per_epoch, self.max_iters - epoch * self.iters_per_epoch)
+
         self.train_model.train()
         bar = tqdm(
-            total=steps_in_epoch,
+            total=steps_in_epoch(),
             initial=skip,
             desc=f"epoch {epoch + 1}/{self.epochs}",
             disable=not (self.is_main and t.progress),
@@ -289,7 +336,8 @@ class Trainer:
         count = 0
         tic = time.perf_counter()
         try:
-            for step in range(skip, steps_in_epoch):
+            step = skip
+            while step < steps_in_epoch():
                 lr = self.optimizer.param_groups[0]["lr"]
                 train_step(
                     self.train_model,
@@ -305,14 +353,22 @@ class Trainer:
                 )
                 self.scheduler.step()
                 self.iteration += 1
+                step += 1
                 count += 1
                 bar.update(1)
-                if self.iteration % t.log_interval == 0 or step == steps_in_epoch - 1:
+                if self.budget is not None:
+                    self.budget.observe(self.iteration)
+                timed_save = False
+                if self.iteration % t.log_interval == 0 or step >= steps_in_epoch():
                     self._log_train(epoch, sums / count, lr, count, time.perf_counter() - tic, bar)
                     sums.zero_()
                     count = 0
+                    if self.budget is not None or t.checkpoint_interval_minutes:
+                        timed_save = self._timed_decisions()
+                        bar.total = steps_in_epoch()
+                        bar.set_description(f"epoch {epoch + 1}/{self.epochs}")
                     tic = time.perf_counter()
-                if t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0:
+                if timed_save or (t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0):
                     self.save_checkpoint()
                 if t.stop_at_iter is not None and self.iteration >= t.stop_at_iter:
                     if not (t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0):
@@ -344,6 +400,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int) -> Dict[str, Any]:
         cfg = self.cfg
+        tic = time.monotonic()
         dist_utils.broadcast_bn_stats(self.model)  # every process evaluates rank 0's BN statistics
         metrics = evaluate(
             self.model,
@@ -366,6 +423,8 @@ class Trainer:
                 ),
             )
             self.metric_log.log_eval(eval_row(epoch, self.iteration, metrics))
+        if self.budget is not None:
+            self.budget.record_eval(time.monotonic() - tic)
         if self.best["miou"] is None or metrics["miou"] > self.best["miou"]:
             self.best = {"miou": metrics["miou"], "iteration": self.iteration, "epoch": epoch + 1}
             if self.is_main:

@@ -266,8 +266,9 @@ class DDRNet(nn.Module):
         output_stride: deepest stride of the low-resolution branch, 8, 16 or 32 (as timm's
             dilated CNNs; default: no dilation, 1/32, or 1/64 in segmentation mode). Strides
             past it become dilations; weights are unchanged and ``feature_info`` follows.
-        check_finite: refuse inputs with NaN or Inf in eager mode (costs a device sync per
-            forward; skipped under scripting, tracing and compiling). ``False`` skips it.
+        check_finite: refuse inputs with NaN or Inf in eager eval-mode forwards (costs a device
+            sync per forward; skipped in training mode and under scripting, tracing and
+            compiling). ``False`` skips it.
     """
 
     def __init__(
@@ -415,7 +416,8 @@ class DDRNet(nn.Module):
     # ------------------------------------------------------------------ forward
     @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
-        check_image_batch(x, self.in_chans, self.min_input_size, check_finite=self.check_finite)
+        # training skips the finiteness check: it syncs with the host every step, and the loss shows bad data anyway
+        check_image_batch(x, self.in_chans, self.min_input_size, check_finite=self.check_finite and not self.training)
 
     def _forward_levels(
         self, x: torch.Tensor, take: List[int], stop: int
