@@ -129,6 +129,8 @@ def build_model_card(
         repo_id: the Hub repository the card is for (used in the usage snippet).
         results: measured metrics, each ``{"metric", "value", "dataset", "split", "images", "command", "notes"}``
             (default ``config.metadata["results"]``): rendered as a table with the command that measured them.
+            ``config.metadata["about"]`` (markdown), if set, opens the card: what the weights are and how
+            they were made.
         flops_input_size: also measure fvcore GFLOPs at this (H, W).
     """
     seg = is_segmentation(model)
@@ -173,6 +175,9 @@ def build_model_card(
                 "about DDRNet's accuracy.",
                 "",
             ]
+        about = config.metadata.get("about")
+        if about:  # what these weights are, in the trainer's words (markdown), before the generic sections
+            lines += [str(about).strip(), ""]
         if custom:
             what = f"DDRNet semantic segmentation model with {custom[1]}"
             arch_text = f"{custom[1]} (`arch` in config.json), not the registered variant"
