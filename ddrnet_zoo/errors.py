@@ -10,11 +10,21 @@ bug and surfaces with its traceback.
 from __future__ import annotations
 
 import errno
+import importlib
 import re
 import sys
+from types import ModuleType
 from typing import Callable, Tuple, Type
 
-__all__ = ["DDRNetError", "InputError", "OutputPathError", "user_message", "run_cli"]
+__all__ = [
+    "DDRNetError",
+    "InputError",
+    "OutputPathError",
+    "MissingExtraError",
+    "require_extra",
+    "user_message",
+    "run_cli",
+]
 
 
 class DDRNetError(Exception):
@@ -30,6 +40,22 @@ class InputError(DDRNetError, ValueError, TypeError):
 
 class OutputPathError(DDRNetError, OSError):
     """An output location cannot be created or written."""
+
+
+class MissingExtraError(DDRNetError, ImportError):
+    """An optional package is not installed; the message names the extra that installs it."""
+
+
+def require_extra(module: str, what: str, extra: str) -> ModuleType:
+    """Import the optional package ``module``, or raise :class:`MissingExtraError` naming the extra to install.
+
+    The one lazy import the package allows: optional extras (``onnx``, ``video``) that may be missing.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise MissingExtraError(f"{what} needs the {package!r} package: pip install 'ddrnet_zoo[{extra}]'") from None
 
 
 # torch.utils.data re-raises a worker's exception as "Caught X in DataLoader worker process N.\n

@@ -13,6 +13,7 @@ Examples::
     ddrnet-eval --checkpoint runs/cityscapes_ddrnet23_slim/best --multi-scale --flip      # Table VII protocol
     torchrun --nproc_per_node 4 -m ddrnet_zoo.evaluate --checkpoint runs/x/last.pt --save-predictions preds/
     ddrnet-eval --checkpoint weights.safetensors --config camvid_ddrnet23 --data.root /data/camvid --split test
+    ddrnet-eval --checkpoint model.int8.onnx --data.root /data/camvid          # an ONNX export, in onnxruntime
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
 from .convert import load_model, model_from_train_state
+from .device import canonical_precision
 from .engine import distributed as dist_utils
 from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
@@ -32,6 +34,7 @@ from .engine.config import ConfigError, TrainConfig, config_from_dict, load_conf
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
 from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_weights
 from .errors import run_cli
+from .inference.onnx_model import OnnxSegmentationModel, is_onnx_file, load_onnx_model
 from .inference.tta import PAPER_SCALES
 from .io import (
     CheckpointError,
@@ -58,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    p.add_argument("--checkpoint", required=True, help="last.pt, a model directory (config.json), or a weights file")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="last.pt, a model directory (config.json), a weights file, or an ONNX export (run in onnxruntime)",
+    )
     p.add_argument("--config", "-c", help="training config describing the data (and the model for weight files)")
     p.add_argument("--split", help="split to evaluate (default: data.val_split)")
     p.add_argument("--scales", type=float, nargs="+", help="inference scales (default: eval.scales of the config)")
@@ -77,9 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_for_eval(
     checkpoint: Path, config: Optional[str] = None, overrides: Tuple[str, ...] = ()
-) -> Tuple[DDRNetSegmentation, TrainConfig]:
-    """The model stored at ``checkpoint`` and the config describing its data (see the module doc)."""
+) -> Tuple[Union[DDRNetSegmentation, OnnxSegmentationModel], TrainConfig]:
+    """The model stored at ``checkpoint`` and the config describing its data (see the module doc).
+
+    An ONNX file (``ddrnet-export``, float32 or INT8) is opened in onnxruntime; its data config
+    comes from the training recipe stored in its metadata, or ``--config``.
+    """
     checkpoint = Path(checkpoint)
+    if is_onnx_file(checkpoint):
+        model = load_onnx_model(checkpoint)
+        if model.config is None and config is None:
+            raise ConfigError(f"{checkpoint} has no ddrnet_zoo config in its metadata: pass --config (the data)")
+        recipe = (model.config.metadata.get("training") or {}).get("recipe") if model.config else None
+        return model, _data_config(config, overrides, recipe, model.config)
     if checkpoint.is_dir():
         if not (checkpoint / CONFIG_NAME).is_file():
             raise CheckpointError(f"{checkpoint}: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME}")
@@ -147,6 +164,20 @@ def _drop_recipe_max_samples(cfg: TrainConfig, overrides: Tuple[str, ...]) -> Op
     return dropped
 
 
+def _onnx_settings(model: OnnxSegmentationModel, args: argparse.Namespace, amp: str, info):
+    """An ONNX file runs as stored: no autocast; on the evaluation device's onnxruntime provider."""
+    if canonical_precision(amp) != "fp32":
+        if args.amp:
+            raise ConfigError(f"--amp {args.amp} does not apply to an ONNX file such as {args.checkpoint}; drop it")
+        if info.is_main:
+            print(f"note: the recipe's train.amp={amp} does not apply to the ONNX file; it runs as exported")
+    if info.device.type != model.device.type:
+        model = load_onnx_model(model.path, device=info.device)
+    if info.is_main:
+        print(f"evaluating {model.path} in {model.options.describe()}")
+    return model, "none"
+
+
 def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     if args.output:
         check_output_file(args.output, "results file")
@@ -169,6 +200,8 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     scales = list(PAPER_SCALES) if args.multi_scale else (args.scales or cfg.eval.scales)
     flip = args.flip or cfg.eval.flip
     amp = args.amp or cfg.train.amp
+    if isinstance(model, OnnxSegmentationModel):
+        model, amp = _onnx_settings(model, args, amp, info)
     model = model.to(info.device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

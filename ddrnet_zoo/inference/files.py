@@ -10,10 +10,12 @@ from typing import Dict, List, Sequence, Union
 
 from ..errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "OUTPUT_KINDS", "ImageSource", "find_images", "output_path"]
+__all__ = ["IMAGE_EXTENSIONS", "OUTPUT_KINDS", "VIDEO_OUTPUTS", "ImageSource", "find_images", "output_path"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 OUTPUT_KINDS = ("label", "color", "overlay")
+VIDEO_OUTPUTS = ("overlay",)
+"""What ``ddrnet-predict`` writes for a video unless ``--save`` says otherwise."""
 _OUTPUT_DIRS = {"label": "labels", "color": "color", "overlay": "overlay"}
 _OUTPUT_SUFFIX = {"label": ".png", "color": ".png", "overlay": ".jpg"}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import json
 import os
 import time
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from ..errors import DDRNetError, InputError
+from ..errors import DDRNetError, InputError, require_extra
 from ..io import atomic_path
 from .fold import fold_batchnorm, max_relative_error
 
@@ -143,12 +142,7 @@ def _dynamic_shapes(min_size: int, dynamic_batch: bool):
 def _require(*modules: str) -> None:
     """A clear ImportError naming the extra to install when an ONNX package is missing."""
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise ImportError(
-                f"ONNX export/verification needs the {name!r} package: pip install 'ddrnet_zoo[onnx]'"
-            ) from None
+        require_extra(name, "ONNX export/verification", "onnx")
 
 
 def _onnx_metadata(path: Path, model: nn.Module, output: str) -> None:
@@ -157,7 +151,7 @@ def _onnx_metadata(path: Path, model: nn.Module, output: str) -> None:
 
     proto = onnx.load(str(path))
     cfg = getattr(model, "config", None)
-    meta = {"producer": "ddrnet_zoo", "output": output}
+    meta = {"producer": "ddrnet_zoo", "output": output, "min_input_size": str(getattr(model, "min_input_size", 1))}
     if cfg is not None:
         meta["config"] = json.dumps(cfg.to_dict())
     for key, value in meta.items():

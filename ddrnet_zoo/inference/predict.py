@@ -18,10 +18,14 @@ Finding inputs lives in :mod:`.files`, drawing in :mod:`.colors`, writing in :mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,12 +40,16 @@ from ..constants import DEFAULT_MEAN, DEFAULT_STD
 from ..convert import load_model
 from ..data.images import ImageReadError, read_image, to_rgb_array, unreadable_images
 from ..data.transforms import normalize
+from ..device import canonical_precision
 from ..errors import InputError
+from ..io import atomic_directory, atomic_path
 from ..models import DDRNetSegmentation
-from .colors import PaletteError, colorize, overlay, resolve_palette
+from .colors import PaletteError, colorize, label_image, overlay, resolve_palette
 from .files import IMAGE_EXTENSIONS, OUTPUT_KINDS, ImageSource, find_images
+from .onnx_model import OnnxSegmentationModel
 from .runtime import InferenceModel, optimize_for_inference
 from .tta import segment_logits
+from .video import VideoWriter, probe_video, read_frames
 from .writer import OutputWriter, PredictionSummary
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "PaletteError",
     "ImageSource",
     "PredictionSummary",
+    "VideoSummary",
     "Predictor",
     "find_images",
     "read_image",
@@ -84,6 +93,21 @@ def load_segmentation_model(
 
 
 # ------------------------------------------------------------------------------------------------ predictor
+@dataclass
+class VideoSummary:
+    """What :meth:`Predictor.predict_video` did."""
+
+    path: Path
+    frames: int = 0
+    seconds: float = 0.0
+    written: Dict[str, Path] = field(default_factory=dict)
+    """Output kind -> the video file (``overlay``, ``color``) or the folder of label frames (``label``)."""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
 class _ImageFiles(Dataset):
     def __init__(self, sources: Sequence[ImageSource], keep_going: bool) -> None:
         self.sources = sources
@@ -109,8 +133,10 @@ class Predictor:
     """Segment images with a DDRNet model: arrays, PIL images or files, one at a time or in batches.
 
     Args:
-        model: a segmentation model (``DDRNetSegmentation``) or an already prepared
-            :class:`~ddrnet_zoo.inference.InferenceModel`.
+        model: a segmentation model (``DDRNetSegmentation``), an already prepared
+            :class:`~ddrnet_zoo.inference.InferenceModel`, or an ONNX file opened in onnxruntime
+            (:class:`~ddrnet_zoo.inference.OnnxSegmentationModel`, float32 or INT8; then
+            ``device``, ``precision``, ``channels_last``, ``compile`` and ``fold`` do not apply).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         precision: ``fp32``, ``fp16`` or ``bf16`` (autocast).
         channels_last: NHWC memory format (default: on for CUDA and for CPU).
@@ -138,7 +164,14 @@ class Predictor:
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
     ) -> None:
-        if isinstance(model, InferenceModel):
+        if isinstance(model, OnnxSegmentationModel):
+            if compile or canonical_precision(precision) != "fp32":
+                raise InputError(
+                    f"{model.path} runs in onnxruntime as stored: torch.compile and --precision do not apply "
+                    "(export an INT8 file with ddrnet-export --quantize int8 for a faster ONNX model)"
+                )
+            self.engine = model
+        elif isinstance(model, InferenceModel):
             self.engine = model
         else:
             self.engine = optimize_for_inference(
@@ -270,6 +303,96 @@ class Predictor:
                     summary.num_images += len(group)
                     bar.update(len(group))
                 writer.collect(wait=False)
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    # -------------------------------------------------------------------------------------------- video
+    def predict_video(
+        self,
+        video: PathLike,
+        output_dir: PathLike,
+        save: Sequence[str] = ("overlay",),
+        batch_size: int = 1,
+        alpha: float = 0.5,
+        label_ids: bool = False,
+        progress: bool = True,
+        name: Optional[str] = None,
+    ) -> VideoSummary:
+        """Segment every frame of ``video``, streamed, and write videos at the input's frame rate.
+
+        Writes ``output_dir/overlay/<name>.mp4`` (frames blended with their masks, ``alpha``),
+        ``output_dir/color/<name>.mp4`` (the colour masks) and ``output_dir/labels/<name>/<frame>.png``
+        (label frames numbered from 000000), as ``save`` asks; ``<name>`` is the file's stem. Frames are
+        decoded, predicted ``batch_size`` at a time and encoded as they come (memory does not grow with
+        the video). Each output appears whole when the video is done, or not at all. Needs PyAV (the
+        ``video`` extra).
+        """
+        save = tuple(save)
+        unknown = sorted(set(save) - set(OUTPUT_KINDS))
+        if unknown or not save:
+            raise InputError(f"save must name some of {OUTPUT_KINDS}, got {list(save)}")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if label_ids and self.num_classes != 19:
+            raise InputError(f"label_ids needs a 19-class Cityscapes model, this one has {self.num_classes} classes")
+        overlay(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), alpha)  # validates alpha early
+        info = probe_video(video)
+        name = name or info.path.stem
+        out = Path(output_dir)
+        summary = VideoSummary(info.path)
+        start = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            writers: Dict[str, VideoWriter] = {}
+            for kind in ("overlay", "color"):
+                if kind in save:
+                    target = out / ("overlay" if kind == "overlay" else "color") / f"{name}.mp4"
+                    tmp = stack.enter_context(atomic_path(target))
+                    writers[kind] = stack.enter_context(VideoWriter(tmp, info.width, info.height, info.rate))
+                    summary.written[kind] = target
+            label_dir = None
+            if "label" in save:
+                target = out / "labels" / name
+                old = [p.name for p in target.iterdir()] if target.is_dir() else []
+                label_dir = stack.enter_context(atomic_directory(target, replaced=old))  # no stale frames kept
+                summary.written["label"] = target
+            bar = stack.enter_context(
+                tqdm(total=info.frames, desc=f"predict {name}", unit="frame", disable=not progress)
+            )
+            stack.enter_context(logging_redirect_tqdm())
+            encoder = stack.enter_context(ThreadPoolExecutor(max_workers=1))  # one thread: frames stay in order
+            pending: Deque = deque()
+
+            def encode(frames, labels, first: int) -> None:
+                for k, ((rgb, pts, time_base), lab) in enumerate(zip(frames, labels)):
+                    color = colorize(lab, self.palette) if writers else None
+                    if "overlay" in writers:
+                        writers["overlay"].write(overlay(rgb, color, alpha), pts, time_base)
+                    if "color" in writers:
+                        writers["color"].write(color, pts, time_base)
+                    if label_dir is not None:
+                        label_image(lab, self.palette, label_ids).save(label_dir / f"{first + k:06d}.png")
+
+            batch: List = []
+            for item in read_frames(info.path, prefetch=2 * batch_size):
+                batch.append(item)
+                if len(batch) < batch_size:
+                    continue
+                pending.append(
+                    encoder.submit(encode, batch, self.predict_batch([f for f, _, _ in batch]), summary.frames)
+                )
+                summary.frames += len(batch)
+                bar.update(len(batch))
+                batch = []
+                while len(pending) > 2 or (pending and pending[0].done()):
+                    pending.popleft().result()  # re-raises encoding errors; bounds the frames held
+            if batch:
+                pending.append(
+                    encoder.submit(encode, batch, self.predict_batch([f for f, _, _ in batch]), summary.frames)
+                )
+                summary.frames += len(batch)
+                bar.update(len(batch))
+            while pending:
+                pending.popleft().result()
         summary.seconds = time.perf_counter() - start
         return summary
 
