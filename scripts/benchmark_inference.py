@@ -11,7 +11,9 @@ load inflates OpenMP timings several-fold: use ``--wait-idle``).
 
 Modes (``--modes``; default: all that apply to the device)::
 
-    eager            unfolded fp32, NCHW: how the original code runs
+    original         the original code's computation: unfolded fp32 NCHW, auxiliary head computed too
+                     (its test-time model), 1/8 logits upsampled after the model; the table's reference
+    eager            unfolded fp32, NCHW, main head only
     folded           BN folded into the convs (fp32)
     folded+cl        folded + channels_last
     compiled         folded + channels_last + torch.compile (inductor; CPU: freezing), --compile-modes
@@ -21,6 +23,9 @@ Modes (``--modes``; default: all that apply to the device)::
     fp16-cuda-graphs folded + channels_last + fp16 weights, one CUDA graph replayed (GPU)
     fp16-compiled-cuda-graphs   ... + torch.compile(max-autotune-no-cudagraphs) inside the graph (GPU)
     onnxruntime      the ONNX export (folded) in onnxruntime (CPU EP / CUDA EP), same thread count
+    onnxruntime-int8 ddrnet-export --quantize int8 of that export (CPU; calibrated on --calibration images)
+    torch-int8       torch.export + PT2E INT8 (torchao X86InductorQuantizer) + torch.compile (CPU; the
+                     'pt2e' extra and a C++ compiler; calibrated on the same images)
 
 The memory allocator matters on CPU (glibc returns the large activation buffers to the OS after
 every call and faults them back in): ``--allocator auto`` re-executes the script with tcmalloc or
@@ -76,6 +81,11 @@ def _size(text: str) -> Tuple[int, int]:
     return h, w
 
 
+def _default_calibration() -> Optional[str]:
+    root = os.environ.get("DDRNET_CAMVID_ROOT")
+    return str(Path(root) / "train") if root and (Path(root) / "train").is_dir() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n", 1)[0],
@@ -121,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=0, help="CPU: how many times to time again (default 0)")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="S", help="wait up to S seconds for an idle CPU")
     p.add_argument("--no-flops", action="store_true", help="skip the fvcore FLOP count")
+    p.add_argument(
+        "--calibration",
+        default=_default_calibration(),
+        help="folder of real images for the INT8 modes (default: $DDRNET_CAMVID_ROOT/train when set)",
+    )
+    p.add_argument("--calibration-count", type=int, default=16, help="calibration images (default 16)")
     p.add_argument("--no-peak", action="store_true", help="skip measuring the achievable GFLOP/s")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--plot", type=Path, help="speed/accuracy figure (needs matplotlib)")

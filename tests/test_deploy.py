@@ -20,7 +20,8 @@ from ddrnet_zoo import create_segmentation_model
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
 from ddrnet_zoo.hub import save_pretrained
-from ddrnet_zoo.inference import Predictor, load_segmentation_model
+from ddrnet_zoo.inference import Predictor, load_segmentation_model, max_relative_error
+from ddrnet_zoo.inference.benchmark import build_modes, build_original_runner, build_ort_runner
 from ddrnet_zoo.inference.onnx_model import load_onnx_model
 from ddrnet_zoo.inference.quantize import calibration_images, compare_onnx
 from ddrnet_zoo.predict import main as predict_main
@@ -322,3 +323,26 @@ def test_video_bad_input(model_dir, video, tmp_path, capsys, monkeypatch):
     line = _error_line(capsys, "ddrnet-predict")
     assert line.endswith("video input and output needs the 'av' package: pip install 'ddrnet_zoo[video]'")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------- benchmark rows
+
+
+def test_benchmark_original_code_and_int8_rows(frames, tmp_path):
+    """The benchmark's reference row computes the model's main output the original code's way (1/8 logits, auxiliary
+    head too, upsampled after), and its INT8 row runs the ddrnet-export --quantize file."""
+    model = randomise_batchnorm(create_segmentation_model("ddrnet23", num_classes=5, arch=TINY_ARCH_23)).eval()
+    x = torch.randn(1, 3, 96, 128)
+    cpu = torch.device("cpu")
+    modes = build_modes(["default"])
+    original = build_original_runner(modes["original"], model, x, cpu, warmup=0)
+    with torch.no_grad():
+        reference = model(x)
+    assert max_relative_error(original.output(), reference) < 1e-5
+    assert model.upsample_logits  # the runner worked on a copy
+    calibration = sorted(frames.glob("*.png"))[:2]
+    int8 = build_ort_runner(modes["onnxruntime-int8"], model, x, cpu, 1, 0, tmp_path, calibration)
+    out = int8.output()
+    assert out.shape == reference.shape and (out.argmax(1) == reference.argmax(1)).float().mean() > 0.8
+    with pytest.raises(ValueError, match="--calibration DIR"):
+        build_ort_runner(modes["onnxruntime-int8"], model, x, cpu, 1, 0, tmp_path, None)

@@ -2,7 +2,8 @@
 
 The reusable part of ``scripts/benchmark_inference.py`` (the script parses the command line,
 picks the allocator and writes the JSON). :func:`build_modes` lists the ways of running a model
-(eager, folded, channels_last, compiled, bf16/fp16, CUDA graphs, onnxruntime); a :class:`Runner`
+(the original code's computation, eager, folded, channels_last, compiled, bf16/fp16, CUDA graphs,
+onnxruntime float32 and INT8, torch INT8); a :class:`Runner`
 times one mode with CUDA events on the GPU and ``time.perf_counter`` on the CPU;
 :func:`benchmark_case` prepares every mode of one model at one size, checks each against the
 eager model and times them (interleaved on the CPU so that slow drifts hit every mode alike).
@@ -15,6 +16,7 @@ before each, and onnxruntime sessions are timed by the same loop.
 
 from __future__ import annotations
 
+import copy
 import gc
 import statistics
 import time
@@ -24,13 +26,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..benchmark import OTHER_LOAD_THRESHOLD, OtherLoad, cpu_busy, wait_until_idle
 from ..device import DeviceError
+from ..errors import InputError, require_extra
 from ..flops import count_flops
 from ..models import create_segmentation_model
-from .fold import max_relative_error
+from .fold import fold_batchnorm, max_relative_error
 from .graph_export import export_onnx
+from .quantize import calibration_images, image_tensor, quantize_onnx
 from .runtime import optimize_for_inference
 
 __all__ = [
@@ -41,6 +46,8 @@ __all__ = [
     "Runner",
     "build_torch_runner",
     "build_ort_runner",
+    "build_original_runner",
+    "build_pt2e_runner",
     "BenchmarkSettings",
     "benchmark_case",
 ]
@@ -58,13 +65,20 @@ class Mode:
     devices: Tuple[str, ...] = ("cpu", "cuda")
     reduced_precision: bool = False
     runtime: str = "torch"
+    """``torch`` (:func:`optimize_for_inference`), ``original``, ``onnxruntime`` or ``pt2e`` (torch INT8)."""
 
 
 def build_modes(compile_modes: List[str]) -> Dict[str, Mode]:
     """Every mode by name (one ``compiled`` row per ``torch.compile`` mode in ``compile_modes``)."""
     fp32 = dict(fold=True, channels_last=True)
     modes = [
-        Mode("eager", "unfolded fp32 NCHW eager (the original code's way)", dict(fold=False)),
+        Mode(
+            "original",
+            "the original code's computation: unfolded fp32 NCHW eager, auxiliary head computed too, 1/8 logits "
+            "upsampled after the model",
+            runtime="original",
+        ),
+        Mode("eager", "unfolded fp32 NCHW eager, main head only", dict(fold=False)),
         Mode("folded", "BN folded, fp32 NCHW eager", dict(fold=True)),
         Mode("folded+cl", "folded, channels_last, fp32 eager", fp32),
     ]
@@ -102,6 +116,26 @@ def build_modes(compile_modes: List[str]) -> Dict[str, Mode]:
         )
     )
     modes.append(Mode("onnxruntime", "ONNX export (folded) in onnxruntime", {}, ("cpu", "cuda"), runtime="onnxruntime"))
+    modes.append(
+        Mode(
+            "onnxruntime-int8",
+            "ddrnet-export --quantize int8 (static QDQ, calibrated on --calibration images) in onnxruntime",
+            dict(quantize="int8"),
+            ("cpu",),
+            True,
+            runtime="onnxruntime",
+        )
+    )
+    modes.append(
+        Mode(
+            "torch-int8",
+            "torch.export + PT2E static INT8 (torchao X86InductorQuantizer) + torch.compile(freezing)",
+            {},
+            ("cpu",),
+            True,
+            runtime="pt2e",
+        )
+    )
     return {m.name: m for m in modes}
 
 
@@ -191,15 +225,114 @@ def build_torch_runner(
     return Runner(mode, lambda: engine(xx), lambda: engine(xx).float(), device, setup)
 
 
-def build_ort_runner(
-    mode: Mode, model: torch.nn.Module, x: torch.Tensor, device: torch.device, threads: int, warmup: int, workdir: Path
+def build_original_runner(mode: Mode, model: torch.nn.Module, x: torch.Tensor, device: torch.device, warmup: int):
+    """A :class:`Runner` of the original code's computation, on ``model``'s weights.
+
+    The original segmentation model (``augment=True``, as its test script builds it) runs in eval mode with
+    every BatchNorm, NCHW, computes the auxiliary head too and returns 1/8-resolution logits, which its test
+    code upsamples (bilinear, ``align_corners=False``) to the input size. ``model`` with ``upsample_logits``
+    off and ``return_aux=True`` computes exactly that (``tests/test_parity.py`` checks both outputs against
+    the original code's), so this row times the original code's arithmetic with the same kernels.
+    """
+    if getattr(model, "aux_head", None) is None:
+        raise InputError("the original-code mode needs a model with its auxiliary head")
+    m = copy.deepcopy(model).eval().to(device)
+    m.upsample_logits = False
+
+    def fn() -> torch.Tensor:
+        with torch.no_grad():
+            out = m(xx, return_aux=True)
+            return F.interpolate(out["out"], size=xx.shape[-2:], mode="bilinear", align_corners=False)
+
+    xx = x.to(device)
+    for _ in range(warmup + 1):
+        fn()
+    sync(device)
+    return Runner(mode, fn, fn, device)
+
+
+def _calibration_batches(settings: BenchmarkSettings, size: Tuple[int, int]) -> List[Path]:
+    if not settings.calibration:
+        raise InputError("INT8 modes need --calibration DIR (a folder of real images, e.g. CamVid train)")
+    return calibration_images(settings.calibration, settings.calibration_count)
+
+
+def _calibration_tensor(path: Path, model: torch.nn.Module, size: Tuple[int, int]) -> torch.Tensor:
+    """A calibration image normalised as the model expects, resized to the benchmarked size."""
+    cfg = model.config
+    x = torch.from_numpy(image_tensor(path, cfg.mean, cfg.std))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def build_pt2e_runner(
+    mode: Mode,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    warmup: int,
+    calibration: List[torch.Tensor],
 ) -> Runner:
-    """A :class:`Runner` of ``model``'s ONNX export (written to ``workdir``) in an onnxruntime session."""
-    import onnxruntime as ort  # optional (the 'onnx' extra): imported only for this mode
+    """A :class:`Runner` of torch's own INT8 path: ``torch.export``, PT2E static quantization with torchao's
+    ``X86InductorQuantizer`` (per-channel int8 weights, uint8 activations, calibrated on ``calibration``),
+    then ``torch.compile`` with inductor freezing. Needs torchao (the ``pt2e`` extra) and a C++ compiler;
+    the compile time is the setup time."""
+    pt2e = require_extra("torchao.quantization.pt2e.quantize_pt2e", "the torch INT8 benchmark mode", "pt2e")
+    xiq = require_extra(
+        "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "the torch INT8 benchmark mode", "pt2e"
+    )
+    import torch._inductor.config as inductor_config  # torch's own module (no ddrnet_zoo import)
+
+    folded = fold_batchnorm(model)
+    folded.aux_head = None
+    start = time.perf_counter()
+    with torch.no_grad():
+        graph = torch.export.export(folded.eval(), (x,)).module()
+        quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+        prepared = pt2e.prepare_pt2e(graph, quantizer)
+        for batch in calibration:
+            prepared(batch)
+        converted = pt2e.convert_pt2e(prepared)
+        with inductor_config.patch(freezing=True):
+            compiled = torch.compile(converted)
+            compiled(x)
+    setup = time.perf_counter() - start
+
+    def fn() -> torch.Tensor:
+        with torch.no_grad(), inductor_config.patch(freezing=True):
+            return compiled(x)
+
+    for _ in range(warmup):
+        fn()
+    return Runner(mode, fn, fn, device, setup)
+
+
+def build_ort_runner(
+    mode: Mode,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    threads: int,
+    warmup: int,
+    workdir: Path,
+    calibration: Optional[List[Path]] = None,
+) -> Runner:
+    """A :class:`Runner` of ``model``'s ONNX export (written to ``workdir``) in an onnxruntime session.
+
+    With ``mode.options["quantize"] == "int8"`` the export is quantized as ``ddrnet-export --quantize int8``
+    does it, calibrated on the image files ``calibration``."""
+    ort = require_extra("onnxruntime", "the onnxruntime benchmark modes", "onnx")
 
     path = workdir / f"model_{id(model)}.onnx"
     if not path.exists():
         export_onnx(model, path, verify_sizes=None)
+    if mode.options.get("quantize") == "int8":
+        if not calibration:
+            raise InputError("INT8 modes need --calibration DIR (a folder of real images, e.g. CamVid train)")
+        cfg = getattr(model, "config", None)
+        int8 = workdir / f"model_{id(model)}.int8.onnx"
+        if not int8.exists():
+            quantize_onnx(path, int8, calibration, cfg.mean, cfg.std)
+        path = int8
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -252,6 +385,9 @@ class BenchmarkSettings:
     """Wait up to this many seconds for an idle CPU before timing again."""
     no_flops: bool = False
     """Skip the fvcore FLOP count."""
+    calibration: Optional[str] = None
+    """Folder of real images that the INT8 modes are calibrated on."""
+    calibration_count: int = 16
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -287,7 +423,14 @@ def benchmark_case(
         print(f"  preparing {mode.name} ...", flush=True)
         try:
             if mode.runtime == "onnxruntime":
-                r = build_ort_runner(mode, model, x, device, args.threads, args.warmup, workdir)
+                files = _calibration_batches(args, size) if mode.options.get("quantize") else None
+                r = build_ort_runner(mode, model, x, device, args.threads, args.warmup, workdir, files)
+            elif mode.runtime == "original":
+                r = build_original_runner(mode, model, x, device, args.warmup)
+            elif mode.runtime == "pt2e":
+                files = _calibration_batches(args, size)
+                batches = [_calibration_tensor(f, model, size) for f in files]
+                r = build_pt2e_runner(mode, model, x, device, args.warmup, batches)
             else:
                 r = build_torch_runner(mode, model, x, device, args.warmup)
             runners.append(r)
@@ -334,10 +477,13 @@ def benchmark_case(
     rows = []
     eager = next((r for r in runners if r.mode.name == "eager"), None)
     eager_median = statistics.median(eager.times) if eager else None
+    original = next((r for r in runners if r.mode.name == "original"), None)
+    original_median = statistics.median(original.times) if original else None
     for r in runners:
         med = statistics.median(r.times)
         row = {
             "mode": r.mode.name,
+            "runtime": r.mode.runtime,
             "description": r.mode.description,
             "reduced_precision": r.mode.reduced_precision,
             "median_ms": med * 1000,
@@ -347,6 +493,7 @@ def benchmark_case(
             "fps": args.batch / med,
             "ratio_to_eager": med / eager_median if eager_median else None,
             "speedup_vs_eager": eager_median / med if eager_median else None,
+            "ratio_to_original": med / original_median if original_median else None,
             "setup_seconds": r.setup_seconds,
             "max_rel_error_vs_eager": errors[r.mode.name],
             "argmax_agreement_vs_eager": errors[r.mode.name + ":argmax_agreement"],

@@ -22,7 +22,7 @@ PAPER_TEST_MIOU = {"ddrnet23_slim": 77.4, "ddrnet23": 79.4, "ddrnet39": 80.4}  #
 def summarise(case: Dict[str, Any]) -> Dict[str, Any]:
     """The fastest fp32 and any-precision torch modes of a case, as ratios to eager and onnxruntime."""
     rows = {r["mode"]: r for r in case["rows"]}
-    torch_rows = [r for r in case["rows"] if r["mode"] != "onnxruntime"]
+    torch_rows = [r for r in case["rows"] if r.get("runtime", "torch") in ("torch", "pt2e")]
     out: Dict[str, Any] = {}
     for label, pool in (
         ("best_fp32", [r for r in torch_rows if not r["reduced_precision"]]),
@@ -37,6 +37,8 @@ def summarise(case: Dict[str, Any]) -> Dict[str, Any]:
         if "onnxruntime" in rows:
             entry["ratio_to_onnxruntime"] = best["median_ms"] / rows["onnxruntime"]["median_ms"]
         out[label] = entry
+    if "original" in rows:
+        out["time_vs_original"] = {r["mode"]: r["median_ms"] / rows["original"]["median_ms"] for r in case["rows"]}
     return out
 
 
@@ -48,6 +50,9 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
         + (f"  {case['gmacs']:.2f} GMACs (fvcore)" if case.get("gmacs") else "")
     ]
     cols = ("median ms", 10), ("p90 ms", 9), ("FPS", 8), ("x eager", 8), ("time/eager", 10), ("GFLOP/s", 8)
+    with_original = any(r.get("ratio_to_original") for r in case["rows"])
+    if with_original:
+        cols += (("time/orig", 9),)
     mw = max([28] + [len(r["mode"]) for r in case["rows"]] + [len(name) for name in case["skipped"]])
     head = f"{'mode':{mw}s} " + " ".join(f"{c:>{w}s}" for c, w in cols) + f" {'setup s':>8s} {'rel.err':>9s}"
     lines += [head, "-" * len(head)]
@@ -55,7 +60,9 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
         lines.append(
             f"{r['mode']:{mw}s} {r['median_ms']:10.2f} {r['p90_ms']:9.2f} {r['fps']:8.2f} "
             f"{(r['speedup_vs_eager'] or 0):8.2f} {(r['ratio_to_eager'] or 0):10.3f} "
-            f"{r.get('achieved_gflops', 0):8.1f} {r['setup_seconds']:8.1f} {r['max_rel_error_vs_eager']:9.1e}"
+            f"{r.get('achieved_gflops', 0):8.1f} "
+            + (f"{(r.get('ratio_to_original') or 0):9.3f} " if with_original else "")
+            + f"{r['setup_seconds']:8.1f} {r['max_rel_error_vs_eager']:9.1e}"
         )
     for name, why in case["skipped"].items():
         lines.append(f"{name:{mw}s} skipped: {why}")
@@ -69,6 +76,9 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
             if "ratio_to_onnxruntime" in e:
                 parts.append(f"{e['ratio_to_onnxruntime']:.3f} of onnxruntime")
             lines.append("  " + "; ".join(parts))
+    if "time_vs_original" in s:
+        ratios = ", ".join(f"{mode} {ratio:.3f}" for mode, ratio in s["time_vs_original"].items() if mode != "original")
+        lines.append(f"  time / the original code's: {ratios}")
     if device.type == "cpu":
         report = other_load_report(
             case.get("other_processes_cpu_during_timing"), case["timing_seconds"], case.get("cpu_busy_before")

@@ -47,6 +47,7 @@ __all__ = [
     "Agreement",
     "QuantizationResult",
     "calibration_images",
+    "image_tensor",
     "comparison_images",
     "float_tail",
     "quantize_onnx",
@@ -140,7 +141,8 @@ def comparison_images(folder: PathLike, calibration: Sequence[Path], count: int)
     return chosen
 
 
-def _tensor(path: Path, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def image_tensor(path: PathLike, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The image file ``path`` as model input: (1, 3, H, W) float32, normalised (read as ``ddrnet-predict`` reads)."""
     image = torch.from_numpy(read_image(path, exif_transpose=True)).permute(2, 0, 1)[None]
     return np.ascontiguousarray(normalize(image, mean, std).numpy())
 
@@ -189,7 +191,7 @@ def _reader(paths: Sequence[Path], input_name: str, mean: Sequence[float], std: 
             return None
         if progress is not None:
             progress(path)
-        return {input_name: _tensor(path, mean, std)}
+        return {input_name: image_tensor(path, mean, std)}
 
     def rewind(self) -> None:
         self.paths = iter(paths)
@@ -297,7 +299,7 @@ def _session(path: Path, threads: Optional[int]):
 def _outputs(session, images: Sequence[Path], mean, std) -> Iterator[np.ndarray]:
     name = session.get_inputs()[0].name
     for path in images:
-        yield session.run(None, {name: _tensor(path, mean, std)})[0]
+        yield session.run(None, {name: image_tensor(path, mean, std)})[0]
 
 
 def compare_onnx(
