@@ -7,7 +7,7 @@ split at full label resolution) and prints one table with the mIoU drop of each 
 
 Example::
 
-    python scripts/int8_accuracy.py --model weights/ddrnet23_slim.camvid --camvid-root ../shared/data/camvid \\
+    python scripts/int8_accuracy.py --checkpoint weights/ddrnet23_slim.camvid --camvid-root ../shared/data/camvid \\
         --json int8_accuracy.json
 """
 
@@ -17,15 +17,12 @@ import argparse
 import contextlib
 import io
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import onnxruntime
-import torch
-
+from ddrnet_zoo.benchmark import machine_info
 from ddrnet_zoo.errors import InputError, run_cli
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
@@ -39,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, type=Path, help="model folder (Hub layout) with a CamVid recipe")
+    p.add_argument("--checkpoint", required=True, type=Path, help="model folder (Hub layout) with a CamVid recipe")
     p.add_argument("--camvid-root", required=True, type=Path, help="CamVid in the SegNet layout")
     p.add_argument("--calibration-count", type=int, default=DEFAULT_CALIBRATION_COUNT, help="train frames")
     p.add_argument("--split", default="val", help="split to score (default val)")
@@ -65,18 +62,18 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="int8_accuracy_")))
         fp32, int8 = work / "model.onnx", work / "model.int8.onnx"
-        print(f"exporting {args.model} -> {fp32}", flush=True)
-        _call(export_main, ["-m", str(args.model), "-o", str(fp32)])
+        print(f"exporting {args.checkpoint} -> {fp32}", flush=True)
+        _call(export_main, ["-m", str(args.checkpoint), "-o", str(fp32)])
         print(f"quantizing, calibrated on {args.calibration_count} frames of {train} -> {int8}", flush=True)
         report = _call(
             export_main,
-            ["-m", str(args.model), "-o", str(int8), "--quantize", "int8", "--calibration", str(train)]
+            ["-m", str(args.checkpoint), "-o", str(int8), "--quantize", "int8", "--calibration", str(train)]
             + ["--calibration-count", str(args.calibration_count), "--no-verify"],
         )
         agreement = next((line.strip() for line in report.splitlines() if "INT8 vs float32" in line), "")
         print(f"  {agreement}")
         rows: List[Dict[str, Any]] = []
-        for name, source in (("PyTorch fp32", args.model), ("onnxruntime fp32", fp32), ("onnxruntime INT8", int8)):
+        for name, source in (("PyTorch fp32", args.checkpoint), ("onnxruntime fp32", fp32), ("onnxruntime INT8", int8)):
             print(f"scoring {name} on {args.split} ...", flush=True)
             result = work / f"eval_{name.replace(' ', '_')}.json"
             _call(
@@ -88,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"path": name, "miou": 100 * metrics["miou"], "pixel_acc": 100 * metrics["pixel_acc"]})
             rows[-1]["images"] = metrics["images"]
         base = rows[0]["miou"]
-        print(f"\n{args.model} on CamVid {args.split} ({rows[0]['images']} images), single scale")
+        print(f"\n{args.checkpoint} on CamVid {args.split} ({rows[0]['images']} images), single scale")
+        info = machine_info("cpu")
         print(
-            f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}"
+            f"machine: {info['cpu']} ({info['cpu_count']} CPUs), torch {info['torch']}, "
+            f"onnxruntime {info['onnxruntime']}"
         )
         print("| path | mIoU % | vs PyTorch fp32 | pixel acc % |")
         print("|---|---|---|---|")
@@ -104,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             atomic_write_json(
                 args.json,
                 {
-                    "model": str(args.model),
+                    "model": str(args.checkpoint),
+                    "machine": info,
                     "split": args.split,
                     "calibration": {"folder": str(train), "count": args.calibration_count},
                     "agreement": agreement,
