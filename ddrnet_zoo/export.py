@@ -166,15 +166,16 @@ def _quantize(args: argparse.Namespace, model, calibration: List[Path]) -> int:
     mean = getattr(cfg, "mean", None) or DEFAULT_MEAN
     std = getattr(cfg, "std", None) or DEFAULT_STD
     compare = comparison_images(args.calibration, calibration, args.compare_count)
+    size = tuple(args.example_size) if args.static else None  # a fixed-size graph takes resized images
     with tempfile.TemporaryDirectory(prefix="ddrnet_export_") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         result = _export_onnx(args, model, fp32)
         bar = tqdm(total=len(calibration), desc="calibrate", unit="img")
         with bar:
             quantized = quantize_onnx(
-                fp32, Path(tmp) / "int8.onnx", calibration, mean, std, progress=lambda _: bar.update(1)
+                fp32, Path(tmp) / "int8.onnx", calibration, mean, std, size=size, progress=lambda _: bar.update(1)
             )
-        agreement = compare_onnx(fp32, quantized.path, compare, mean, std) if compare else None
+        agreement = compare_onnx(fp32, quantized.path, compare, mean, std, size=size) if compare else None
         with atomic_path(args.output_file) as target:
             shutil.copyfile(quantized.path, target)
     details = quantized.details

@@ -28,10 +28,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.images import read_image, unreadable_images
 from ..data.transforms import normalize
@@ -81,6 +82,8 @@ class Agreement:
 
     def summary(self) -> str:
         """One line: ``argmax agrees on 99.21% of pixels; max logit error 0.84 (of |logit| up to 23.1)``."""
+        if self.max_abs_logit == 0:  # a labels graph: no logits to compare
+            return f"labels agree on {self.pixel_agreement:.2%} of pixels"
         return (
             f"argmax agrees on {self.pixel_agreement:.2%} of pixels; max logit error "
             f"{self.max_abs_error:.3g} (mean {self.mean_abs_error:.3g}; |logits| up to {self.max_abs_logit:.3g})"
@@ -141,10 +144,16 @@ def comparison_images(folder: PathLike, calibration: Sequence[Path], count: int)
     return chosen
 
 
-def image_tensor(path: PathLike, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """The image file ``path`` as model input: (1, 3, H, W) float32, normalised (read as ``ddrnet-predict`` reads)."""
+def image_tensor(
+    path: PathLike, mean: Sequence[float], std: Sequence[float], size: Optional[Tuple[int, int]] = None
+) -> np.ndarray:
+    """The image file ``path`` as model input: (1, 3, H, W) float32, normalised (read as ``ddrnet-predict`` reads),
+    resized (bilinear) to ``size`` when given (for graphs with a fixed input size)."""
     image = torch.from_numpy(read_image(path, exif_transpose=True)).permute(2, 0, 1)[None]
-    return np.ascontiguousarray(normalize(image, mean, std).numpy())
+    x = normalize(image, mean, std)
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return np.ascontiguousarray(x.numpy())
 
 
 def float_tail(model: Any) -> List[str]:
@@ -181,7 +190,7 @@ def float_tail(model: Any) -> List[str]:
     return names
 
 
-def _reader(paths: Sequence[Path], input_name: str, mean: Sequence[float], std: Sequence[float], progress: Any):
+def _reader(paths: Sequence[Path], input_name: str, mean, std, size: Optional[Tuple[int, int]], progress: Any):
     """An onnxruntime ``CalibrationDataReader`` over ``paths`` (one image per batch, read when asked for)."""
     quant = require("onnxruntime.quantization", "INT8 quantization")
 
@@ -191,7 +200,7 @@ def _reader(paths: Sequence[Path], input_name: str, mean: Sequence[float], std: 
             return None
         if progress is not None:
             progress(path)
-        return {input_name: image_tensor(path, mean, std)}
+        return {input_name: image_tensor(path, mean, std, size)}
 
     def rewind(self) -> None:
         self.paths = iter(paths)
@@ -211,6 +220,7 @@ def quantize_onnx(
     method: str = "minmax",
     per_channel: bool = True,
     keep_float_tail: bool = True,
+    size: Optional[Tuple[int, int]] = None,
     progress: Any = None,
 ) -> QuantizationResult:
     """Quantize the float32 ONNX file ``fp32_path`` to INT8 (QDQ) at ``int8_path``, written atomically.
@@ -222,6 +232,7 @@ def quantize_onnx(
             the last two hold every activation of every calibration image in memory).
         per_channel: one weight scale per output channel (else per tensor).
         keep_float_tail: keep the classifier and the final upsampling in float32 (:func:`float_tail`).
+        size: resize the calibration images to this (H, W) (for a graph with a fixed input size).
         progress: called with each calibration image's path as it is read.
 
     The metadata of the float file (config, normalisation, minimum input size) is copied, with a
@@ -257,7 +268,7 @@ def quantize_onnx(
         quant.quantize_static(
             str(pre),
             str(out),
-            _reader(paths, input_name, mean, std, progress),
+            _reader(paths, input_name, mean, std, size, progress),
             quant_format=quant.QuantFormat.QDQ,
             per_channel=per_channel,
             activation_type=quant.QuantType.QUInt8,
@@ -296,10 +307,10 @@ def _session(path: Path, threads: Optional[int]):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _outputs(session, images: Sequence[Path], mean, std) -> Iterator[np.ndarray]:
+def _outputs(session, images: Sequence[Path], mean, std, size) -> Iterator[np.ndarray]:
     name = session.get_inputs()[0].name
     for path in images:
-        yield session.run(None, {name: image_tensor(path, mean, std)})[0]
+        yield session.run(None, {name: image_tensor(path, mean, std, size)})[0]
 
 
 def compare_onnx(
@@ -309,8 +320,10 @@ def compare_onnx(
     mean: Sequence[float],
     std: Sequence[float],
     threads: Optional[int] = None,
+    size: Optional[Tuple[int, int]] = None,
 ) -> Agreement:
-    """Run two ONNX files (float32 and INT8) on ``images``: argmax pixel agreement and logit errors."""
+    """Run two ONNX files (float32 and INT8) on ``images`` (resized to ``size`` when given): argmax pixel
+    agreement and logit errors (labels outputs: the agreement only)."""
     images = [Path(p) for p in images]
     if not images:
         raise InputError("comparing two ONNX files needs at least one image")
@@ -318,7 +331,7 @@ def compare_onnx(
     same = total = 0
     max_err = max_logit = err_sum = 0.0
     n_values = 0
-    for ref, got in zip(_outputs(ref_s, images, mean, std), _outputs(cand_s, images, mean, std)):
+    for ref, got in zip(_outputs(ref_s, images, mean, std, size), _outputs(cand_s, images, mean, std, size)):
         if ref.ndim == 4:  # logits / probs: (N, C, H, W)
             diff = np.abs(ref.astype(np.float64) - got)
             max_err = max(max_err, float(diff.max()))
