@@ -317,7 +317,24 @@ def test_video_bad_input(model_dir, video, tmp_path, capsys, monkeypatch):
     truncated.write_bytes(video.read_bytes()[:600])
     assert predict_main(["-m", str(model_dir), str(truncated), "-o", str(out)]) == 2
     assert "truncated.mp4: " in _error_line(capsys, "ddrnet-predict")
+    av = pytest.importorskip("av")
+    audio = tmp_path / "audio.mkv"  # a container without a video stream
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    assert predict_main(["-m", str(model_dir), str(video), str(audio), "-o", str(out)]) == 2
+    assert "audio.mkv: the file has no video stream" in _error_line(capsys, "ddrnet-predict")
     assert not out.exists()  # every video is checked before any work
+    # --keep-going: the bad videos are skipped and listed, the good one is written, exit status 1
+    argv = ["-m", str(model_dir), str(corrupt), str(video), "-o", str(out), "--keep-going", "--no-progress"]
+    assert predict_main(argv) == 1
+    captured = capsys.readouterr()
+    assert "corrupt.mp4: not a readable video" in captured.err and "1 video could not be read" in captured.err
+    assert (out / "overlay" / "drive.mp4").is_file() and not (out / "overlay" / "corrupt.mp4").exists()
+    out = tmp_path / "out2"
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
     assert predict_main(["-m", str(model_dir), str(video), "-o", str(out)]) == 2
     line = _error_line(capsys, "ddrnet-predict")
