@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -43,6 +43,7 @@ from .onnx_model import require
 
 __all__ = [
     "QUANTIZATION_MODES",
+    "CALIBRATION_METHODS",
     "DEFAULT_CALIBRATION_COUNT",
     "QuantizationError",
     "Agreement",
@@ -342,11 +343,3 @@ def compare_onnx(
         same += int((ref == got).sum())
         total += ref.size
     return Agreement(len(images), same / total, max_err, max_logit, err_sum / max(n_values, 1))
-
-
-def agreement_dict(agreement: Agreement) -> Dict[str, Any]:
-    """``agreement`` as a JSON-ready dict."""
-    return asdict(agreement)
-
-
-__all__ += ["agreement_dict", "CALIBRATION_METHODS"]

@@ -35,6 +35,7 @@ __all__ = [
     "probe_video",
     "read_frames",
     "VideoWriter",
+    "split_videos",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -240,8 +241,8 @@ def split_videos(inputs: Sequence[PathLike]) -> Tuple[List[PathLike], List[Path]
     images: List[PathLike] = []
     videos: List[Path] = []
     for item in inputs:
-        (videos.append(Path(str(item))) if is_video_file(item) else images.append(item))
+        if is_video_file(item):
+            videos.append(Path(str(item)))
+        else:
+            images.append(item)
     return images, videos
-
-
-__all__ += ["split_videos"]
