@@ -43,6 +43,7 @@ from .inference.graph_export import (
 )
 from .inference.predict import load_segmentation_model
 from .inference.quantize import (
+    CALIBRATION_METHODS,
     DEFAULT_CALIBRATION_COUNT,
     QUANTIZATION_MODES,
     calibration_images,
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CALIBRATION_COUNT,
         metavar="N",
         help=f"calibration images, evenly spaced over the folder (default {DEFAULT_CALIBRATION_COUNT})",
+    )
+    q.add_argument(
+        "--calibration-method",
+        choices=CALIBRATION_METHODS,
+        default="minmax",
+        help="activation ranges: minmax (default), or percentile / entropy (histograms; hold every activation "
+        "of every calibration image in memory)",
     )
     q.add_argument(
         "--compare-count",
@@ -173,7 +181,14 @@ def _quantize(args: argparse.Namespace, model, calibration: List[Path]) -> int:
         bar = tqdm(total=len(calibration), desc="calibrate", unit="img")
         with bar:
             quantized = quantize_onnx(
-                fp32, Path(tmp) / "int8.onnx", calibration, mean, std, size=size, progress=lambda _: bar.update(1)
+                fp32,
+                Path(tmp) / "int8.onnx",
+                calibration,
+                mean,
+                std,
+                method=args.calibration_method,
+                size=size,
+                progress=lambda _: bar.update(1),
             )
         agreement = compare_onnx(fp32, quantized.path, compare, mean, std, size=size) if compare else None
         with atomic_path(args.output_file) as target:

@@ -26,7 +26,7 @@ from ddrnet_zoo.benchmark import machine_info
 from ddrnet_zoo.errors import InputError, run_cli
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
-from ddrnet_zoo.inference.quantize import DEFAULT_CALIBRATION_COUNT
+from ddrnet_zoo.inference.quantize import CALIBRATION_METHODS, DEFAULT_CALIBRATION_COUNT
 from ddrnet_zoo.io import atomic_write_json
 
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, type=Path, help="model folder (Hub layout) with a CamVid recipe")
     p.add_argument("--camvid-root", required=True, type=Path, help="CamVid in the SegNet layout")
     p.add_argument("--calibration-count", type=int, default=DEFAULT_CALIBRATION_COUNT, help="train frames")
+    p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax", help="default minmax")
     p.add_argument("--split", default="val", help="split to score (default val)")
     p.add_argument("--workdir", type=Path, help="keep the ONNX files and results here (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="write the table here")
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         report = _call(
             export_main,
             ["-m", str(args.checkpoint), "-o", str(int8), "--quantize", "int8", "--calibration", str(train)]
-            + ["--calibration-count", str(args.calibration_count), "--no-verify"],
+            + ["--calibration-count", str(args.calibration_count), "--no-verify"]
+            + ["--calibration-method", args.calibration_method],
         )
         agreement = next((line.strip() for line in report.splitlines() if "INT8 vs float32" in line), "")
         print(f"  {agreement}")
@@ -105,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
                     "model": str(args.checkpoint),
                     "machine": info,
                     "split": args.split,
-                    "calibration": {"folder": str(train), "count": args.calibration_count},
+                    "calibration": {
+                        "folder": str(train),
+                        "count": args.calibration_count,
+                        "method": args.calibration_method,
+                    },
                     "agreement": agreement,
                     "rows": rows,
                 },

@@ -112,10 +112,13 @@ def test_int8_file_is_quantized_keeps_the_classifier_float_and_follows_fp32(onnx
 def test_export_prints_the_agreement(model_dir, frames, tmp_path, capsys):
     out = tmp_path / "m.int8.onnx"
     argv = ["-m", str(model_dir), "-o", str(out), "--exporter", "torchscript", "--verify", "72x96"]
-    assert export_main([*argv, "--quantize", "int8", "--calibration", str(frames), "--calibration-count", "3"]) == 0
+    argv += ["--quantize", "int8", "--calibration", str(frames), "--calibration-count", "3"]
+    assert export_main([*argv, "--calibration-method", "percentile"]) == 0
     text = capsys.readouterr().out
     assert f"wrote {out} (onnx INT8, QDQ" in text
-    assert "calibrated on 3 images" in text and "kept in float32: Conv, Resize" in text
+    assert "calibrated on 3 images" in text and "(percentile, " in text and "kept in float32: Conv, Resize" in text
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["quantization"])["calibration_method"] == "percentile"
     assert "float32 onnxruntime vs PyTorch at 2x72x96" in text
     match = re.search(r"INT8 vs float32 on 5 held-out images: argmax agrees on ([\d.]+)% of pixels", text)
     assert match and float(match.group(1)) > 90
