@@ -1,5 +1,10 @@
 """File helpers: atomic writes and safe checkpoint reading (safetensors first, ``.pth`` only weights_only).
 
+Reading a ``.pth`` runs no code (``torch.load(weights_only=True)``) and takes memory bounded by the file:
+before ``torch.load``, a zip must hold only uncompressed entries inside the file with their CRC-32s
+intact, and its pickle must not construct a ``bytearray`` (the one allowed global that allocates what its
+argument says); after it, the tensors must be dense CPU tensors whose storages fit in the file.
+
 Atomic writes go to a temporary file or folder beside the target, named
 ``.<target>.<pid>@<host>.<random>.tmp``, which is renamed over the target when complete. A process
 killed mid-write leaves its temporary behind; the next write to the same target removes the
@@ -11,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
 import json
 import os
+import pickletools
 import re
 import shutil
 import socket
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Iterator, List, Tuple, Union
 
@@ -27,6 +35,7 @@ from .errors import DDRNetError, OutputPathError
 
 __all__ = [
     "atomic_path",
+    "is_disk_full",
     "atomic_directory",
     "atomic_write_text",
     "atomic_write_json",
@@ -38,9 +47,13 @@ __all__ = [
     "check_output_file",
     "is_safetensors",
     "torch_load_safe",
+    "check_torch_file",
+    "check_loaded_tensors",
+    "check_state_dict_tensors",
     "state_dict_from",
     "read_state_dict",
     "CheckpointError",
+    "DiskFullError",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -48,6 +61,56 @@ PathLike = Union[str, os.PathLike]
 
 class CheckpointError(DDRNetError, ValueError):
     """A checkpoint file is missing, unreadable, corrupt or does not match the model."""
+
+
+class DiskFullError(OutputPathError):
+    """An atomic write ran out of space (``ENOSPC``/``EDQUOT``): the target is unchanged, the temporary removed."""
+
+
+# ---------------------------------------------------------------------------------------------- full disks
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# how libraries that do their own I/O report it: Rust (safetensors) "(os error 28)", C strerror texts
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from or during, reports a full disk or quota."""
+    seen = set()
+    e: Any = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(e) for text in _DISK_FULL_TEXTS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def _disk_full(path: Path, existed: bool, partial: Path) -> DiskFullError:
+    """The error of an atomic write to ``path`` that a full disk stopped; removes its temporary ``partial``."""
+    if partial.is_dir():
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    try:
+        free = f"{_size_text(shutil.disk_usage(path.parent).free)} free"
+    except OSError:
+        free = "free space unknown"
+    kept = f"the previous {path.name} is unchanged" if existed else f"no {path.name} was written"
+    return DiskFullError(
+        f"cannot write {path}: the disk is full ({free} once the partial write is removed); {kept} and the "
+        "partial temporary was removed. Free space or choose another location"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- temporaries
@@ -165,25 +228,45 @@ def _apply_umask(path: Path) -> None:
                 os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or folder) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    An exception leaves any existing ``path`` untouched and removes the temporary file; a killed
-    process leaves it for the next write to ``path`` to remove. The file gets the permissions the
-    umask gives a new file.
+    An exception leaves any existing ``path`` untouched and removes the temporary file; a full disk
+    (``ENOSPC``/``EDQUOT``, however the writer reports it) becomes a :class:`DiskFullError` saying so.
+    A killed process leaves the temporary for the next write to ``path`` to remove. The file gets
+    the permissions the umask gives a new file. ``durable``: the file and the rename are flushed to
+    the disk (``fsync``) before returning, so a node that loses power afterwards still has it.
     """
     path = Path(path)
     prepare_output_dir(path.parent)
     remove_stale_temporaries(path)
+    existed = path.exists()
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         _apply_umask(tmp_path)
+        if durable:
+            _fsync(tmp_path)
         os.replace(tmp_path, path)
+        if durable:
+            _fsync(path.parent)
         _note_own_change(path.parent)
+    except Exception as e:
+        if not isinstance(e, DiskFullError) and is_disk_full(e):
+            raise _disk_full(path, existed, tmp_path) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -228,6 +311,7 @@ def atomic_directory(path: PathLike, replaced: Collection[str] = ()) -> Iterator
         raise OutputPathError(f"{path} exists and is not a folder; choose another location or remove the file")
     prepare_output_dir(path.parent)
     remove_stale_temporaries(path)
+    existed = path.exists()
     staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield staging
@@ -251,6 +335,10 @@ def atomic_directory(path: PathLike, replaced: Collection[str] = ()) -> Iterator
         else:
             os.replace(staging, path)
         _note_own_change(path.parent)
+    except Exception as e:
+        if not isinstance(e, DiskFullError) and is_disk_full(e):
+            raise _disk_full(path, existed, staging) from e
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -342,18 +430,137 @@ def is_safetensors(path: PathLike) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
 
 
-def torch_load_safe(path: PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU: no pickled code runs.
+# pickle globals that torch's weights_only unpickler allows but that allocate what the pickle says
+_ALLOCATING_GLOBALS = {"builtins bytearray", "__builtin__ bytearray"}
+_STORAGE_SLACK = 1 << 20  # bytes of tensor storage beyond the file's size (alignment, empty tensors)
+_MAX_WALK = 10_000_000  # objects visited when checking a loaded checkpoint
 
-    Raises :class:`CheckpointError` naming the file when it cannot be read that way.
-    """
+
+def _pickle_globals(stream: Any, pickles: int) -> List[str]:
+    """The ``GLOBAL`` names of the first ``pickles`` pickles in ``stream`` (read, never executed)."""
+    names: List[str] = []
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        for _ in range(pickles):
+            for op, arg, _pos in pickletools.genops(stream):
+                if op.name == "GLOBAL":
+                    names.append(str(arg))
+    except Exception:  # unparseable: torch.load reports it
+        pass
+    return names
+
+
+def check_torch_file(path: PathLike) -> None:
+    """Refuse, before ``torch.load`` reads ``path``, what would make reading it unbounded or silently wrong.
+
+    A zip (``torch.save``'s format) must hold only uncompressed entries (``torch.save`` never compresses; a
+    compressed one could inflate to any size: a zip bomb) that lie within the file and match their CRC-32
+    (bit flips are caught here, not loaded); the pickle of any ``.pth`` must not call ``bytearray``.
+    Raises :class:`CheckpointError` naming the file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                infos = archive.infolist()
+                for info in infos:
+                    if info.compress_type != zipfile.ZIP_STORED:
+                        raise CheckpointError(
+                            f"{path}: entry {info.filename} is compressed ({info.compress_size} bytes declaring "
+                            f"{info.file_size}); torch.save never compresses, and inflating it could take any "
+                            "amount of memory (a zip bomb): refused. Re-save the checkpoint with torch.save"
+                        )
+                    if info.file_size != info.compress_size or info.header_offset + info.file_size > size:
+                        raise CheckpointError(
+                            f"{path}: entry {info.filename} declares {info.file_size} bytes, beyond the file's "
+                            f"{size}: truncated or corrupt"
+                        )
+                bad = archive.testzip()  # reads every entry in 1 MiB chunks
+                if bad is not None:
+                    raise CheckpointError(f"{path}: entry {bad} fails its CRC-32 check: the file is corrupt")
+                pickle_entries = [i for i in infos if i.filename.rsplit("/", 1)[-1] == "data.pkl"]
+                data = archive.read(pickle_entries[0]) if pickle_entries else b""
+        except CheckpointError:
+            raise
+        except Exception as e:  # zipfile raises several types for a broken archive
+            raise CheckpointError(f"{path}: not a readable zip archive (truncated or corrupt?): {e}") from None
+        names = _pickle_globals(io.BytesIO(data), 1)
+    else:  # the legacy format: magic number, protocol, system info, the object, storage keys, then raw data
+        with open(path, "rb") as f:
+            names = _pickle_globals(f, 5)
+    allocating = sorted({n.replace(" ", ".") for n in names if n in _ALLOCATING_GLOBALS})
+    if allocating:
+        raise CheckpointError(
+            f"{path}: its pickle calls {', '.join(allocating)}, which can allocate any amount of memory and is "
+            "never needed for weights: refused"
+        )
+
+
+def check_loaded_tensors(obj: Any, path: PathLike) -> None:
+    """Refuse a loaded checkpoint whose tensors are not dense CPU tensors stored in the file.
+
+    Tensors that a pickle builds from allowed constructors (``torch.FloatTensor(n)``, meta tensors) rather
+    than from the file's own storages are refused before anything touches their memory.
+    """
+    import torch
+
+    size = Path(path).stat().st_size
+    storages: Dict[int, int] = {}
+    stack, seen = [obj], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > _MAX_WALK:
+            raise CheckpointError(f"{path}: more than {_MAX_WALK} objects: not a checkpoint")
+        if isinstance(item, torch.Tensor):
+            if item.device.type != "cpu" or item.layout != torch.strided or item.is_quantized or item.is_nested:
+                raise CheckpointError(
+                    f"{path}: holds a {item.layout} tensor on {item.device} (a checkpoint holds dense CPU tensors)"
+                )
+            storage = item.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    total = sum(storages.values())
+    if total > size + _STORAGE_SLACK:
+        raise CheckpointError(
+            f"{path}: its tensors take {total} bytes, more than the file's {size}: not built from the file's data"
+        )
+
+
+_STATE_DICT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64")
+
+
+def check_state_dict_tensors(state_dict: Dict[str, Any], path: PathLike) -> None:
+    """Refuse weights of a dtype no DDRNet checkpoint has (integer, boolean, complex, 8-bit floats), naming one."""
+    for key, value in state_dict.items():
+        dtype = str(getattr(value, "dtype", "")).replace("torch.", "")
+        if dtype not in _STATE_DICT_DTYPES:
+            raise CheckpointError(
+                f"{path}: tensor {key!r} is {dtype or type(value).__name__}; weights are floating point "
+                f"({', '.join(_STATE_DICT_DTYPES[:4])}) or int64 counters: not a model checkpoint"
+            )
+
+
+def torch_load_safe(path: PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: no pickled code runs, memory bounded by the file.
+
+    Raises :class:`CheckpointError` naming the file when it cannot be read that way (see
+    :func:`check_torch_file` and :func:`check_loaded_tensors`).
+    """
+    check_torch_file(path)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad/unsafe pickles
         raise CheckpointError(
             f"{path}: cannot be read safely with torch.load(weights_only=True) "
             f"(truncated, corrupt, or it contains pickled code): {e}"
         ) from None
+    check_loaded_tensors(obj, path)
+    return obj
 
 
 def state_dict_from(obj: Any, path: PathLike) -> Dict[str, torch.Tensor]:
@@ -362,6 +569,9 @@ def state_dict_from(obj: Any, path: PathLike) -> Dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
+    if not all(isinstance(k, str) for k in obj):
+        raise CheckpointError(f"{path}: a state dict's keys are strings")
+    check_state_dict_tensors(obj, path)
     return obj
 
 
@@ -379,7 +589,9 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
+            state_dict = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as e:
             raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+        check_state_dict_tensors(state_dict, path)
+        return state_dict
     return state_dict_from(torch_load_safe(path), path)

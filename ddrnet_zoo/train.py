@@ -6,6 +6,10 @@ Examples::
     torchrun --nproc_per_node 4 -m ddrnet_zoo.train --config cityscapes_ddrnet23 --set data.root=/data/cityscapes
     ddrnet-train --config camvid_ddrnet23_slim --data.root /data/camvid --resume        # continue runs/<name>/last.pt
     ddrnet-train --config smoke_camvid --data.root /data/camvid --train.device cpu      # minutes on a laptop
+
+Exit status: 0 done; 2 a bad config, file or path (one line saying what); 75 stopped by a signal of
+train.stop_signals (SIGTERM, SIGINT, SIGUSR1) after finishing the step, last.pt written: continue with
+--resume; 130 Ctrl-C pressed twice (no checkpoint).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import List, Optional
 
 from .engine import distributed as dist_utils
 from .engine.config import ConfigError, format_config, list_configs, load_config, parse_override_args
+from .engine.preemption import EXIT_PREEMPTED
 from .engine.trainer import train
 from .errors import run_cli
 
@@ -77,8 +82,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         dist_utils.cleanup_distributed()
     if status:
         return status
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if results.get("stop_signal"):
+        if main_process:
+            print(
+                f"ddrnet-train: stopped by {results['stop_signal']} after iteration {results['iteration']}; "
+                f"{results['checkpoint']} is written: continue with --resume "
+                f"(exit status {EXIT_PREEMPTED})",
+                file=sys.stderr,
+            )
+        return EXIT_PREEMPTED
     best = results.get("best") or {}
-    if int(os.environ.get("RANK", "0")) == 0 and best.get("miou") is not None:
+    if main_process and best.get("miou") is not None:
         print(f"best mIoU {100 * best['miou']:.2f}% at iteration {best['iteration']}")
     return 0
 

@@ -18,6 +18,7 @@ from ..io import read_state_dict
 from ..losses import SegmentationLoss
 from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
 from .export import WEIGHTS_NAME, load_model_weights
+from .preemption import stop_signals_worker_init
 from .schema import ConfigError, TrainConfig
 
 __all__ = [
@@ -112,6 +113,8 @@ def build_train_loader(
         persistent_workers=d.num_workers > 0,
         collate_fn=collate,
         generator=torch.Generator(),  # leaves the global RNG alone
+        # the main process decides when a stop signal ends the run (SLURM signals every process)
+        worker_init_fn=stop_signals_worker_init(cfg.train.stop_signals) if d.num_workers else None,
     )
 
 

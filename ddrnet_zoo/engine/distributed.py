@@ -33,6 +33,8 @@ __all__ = [
     "broadcast_tensor",
     "broadcast_object",
     "broadcast_bn_stats",
+    "cpu_group",
+    "elastic_restart_count",
     "resolve_device",
 ]
 
@@ -143,3 +145,24 @@ def broadcast_bn_stats(model: torch.nn.Module) -> None:
     """Give every process rank 0's BatchNorm running statistics (``timm.utils.distribute_bn``); no-op alone."""
     if is_distributed():
         distribute_bn(model, get_world_size(), reduce=False)
+
+
+def cpu_group() -> Optional[dist.ProcessGroup]:
+    """A process group for small CPU tensors: the default group under gloo, else a new gloo group.
+
+    Collective (every process must call it, in the same order); None in a single process. Flags
+    reduced on it need no device synchronisation under NCCL.
+    """
+    if not is_distributed():
+        return None
+    if dist.get_backend() == "gloo":
+        return None  # the default group
+    return dist.new_group(backend="gloo")
+
+
+def elastic_restart_count() -> int:
+    """How often ``torchrun`` has restarted this worker group (``TORCHELASTIC_RESTART_COUNT``; 0 outside it)."""
+    try:
+        return max(0, int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
+    except ValueError:
+        return 0

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,9 +45,13 @@ class ShardSampler(Sampler):
 
 
 def build_eval_loader(
-    dataset: SegmentationDataset, batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False
+    dataset: SegmentationDataset,
+    batch_size: int = 1,
+    num_workers: int = 2,
+    pin_memory: bool = False,
+    worker_init_fn: Optional[Callable[[int], None]] = None,
 ) -> DataLoader:
-    """A loader over this process's shard of ``dataset``."""
+    """A loader over this process's shard of ``dataset`` (``worker_init_fn``: run in each worker process)."""
     sampler = ShardSampler(len(dataset), dist_utils.get_rank(), dist_utils.get_world_size())
     return DataLoader(
         dataset,
@@ -57,6 +61,7 @@ def build_eval_loader(
         pin_memory=pin_memory,
         collate_fn=collate,
         persistent_workers=False,
+        worker_init_fn=worker_init_fn,
     )
 
 

@@ -7,6 +7,7 @@ A config is a :class:`TrainConfig` of sections ``model``, ``data``, ``loss``, ``
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -26,6 +27,7 @@ __all__ = [
     "EvalConfig",
     "TrainConfig",
     "ConfigError",
+    "stop_signal",
 ]
 
 
@@ -152,6 +154,9 @@ class TrainLoopConfig:
     """A pipeline check, not a trained model: exported model cards and results say so."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed."""
+    stop_signals: List[str] = field(default_factory=lambda: ["SIGTERM", "SIGINT", "SIGUSR1"])
+    """Signals that stop the run cleanly: finish the step, write ``last.pt``, exit with status 75 (continue
+    with --resume). ``[]`` keeps the default actions."""
 
 
 @dataclass
@@ -208,8 +213,23 @@ class TrainConfig:
             self.train.checkpoint_interval_minutes is None or self.train.checkpoint_interval_minutes > 0,
             "train.checkpoint_interval_minutes must be > 0 (or null for none)",
         )
+        for name in self.train.stop_signals:
+            stop_signal(name)
         need(len(self.eval.scales) >= 1 and min(self.eval.scales) > 0, "eval.scales must be positive numbers")
         return self
+
+
+def stop_signal(name: str) -> signal.Signals:
+    """The signal ``name`` names (``SIGTERM``, ``TERM`` or ``term``); a :class:`ConfigError` unless it can be caught."""
+    key = str(name).strip().upper()
+    key = key if key.startswith("SIG") else f"SIG{key}"
+    sig = getattr(signal.Signals, key, None)
+    if sig is None or sig in (signal.SIGKILL, signal.SIGSTOP):
+        raise ConfigError(
+            f"train.stop_signals: {name!r} is not a signal that can be caught; use names such as SIGTERM, SIGINT, "
+            "SIGUSR1 (SIGKILL and SIGSTOP cannot be caught), or [] for none"
+        )
+    return sig
 
 
 def _is_precision(name: str) -> bool:

@@ -10,6 +10,12 @@ checkpoints and exports models.
 Outputs in ``train.output_dir``: ``config.yaml``, ``train.log``, ``train_log.csv``,
 ``eval_log.csv`` (+ ``tensorboard/`` if installed), ``last.pt`` (resumable), ``best/`` and
 ``final/`` (Hub format: ``model.safetensors`` + ``config.json``), ``results.json``.
+
+Preemption: the signals of ``train.stop_signals`` (SIGTERM, SIGINT, SIGUSR1) end the run after the
+current step with ``last.pt`` written (every process stops after the same iteration; see
+:mod:`.preemption`); ``--resume`` continues to the weights of an uninterrupted run. Under
+``torchrun --max-restarts``, a restarted worker group resumes from the run's ``last.pt`` by itself.
+Writes that fail (a full disk) fail on every process with the main process's message.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -26,7 +32,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..device import autocast_dtype
-from ..io import atomic_write_json, atomic_write_text, check_output_dir
+from ..errors import DDRNetError, user_message
+from ..io import CheckpointError, atomic_write_json, atomic_write_text, check_output_dir
 from ..metrics import format_metrics_table, to_jsonable
 from ..text import plural
 from . import distributed as dist_utils
@@ -38,6 +45,7 @@ from .evaluator import build_eval_loader, evaluate
 from .export import load_model_weights
 from .logger import MetricLogger, logging_redirect_tqdm, setup_logging
 from .optim import PolyLR, build_optimizer
+from .preemption import StopSignals, stop_signals_worker_init
 from .reporting import eval_row, export_run_model, train_row
 from .sampler import TrainSampler
 from .step import train_step
@@ -51,7 +59,8 @@ class Trainer:
     Args:
         cfg: the configuration.
         resume: a checkpoint to continue from, ``"auto"`` (``<output_dir>/last.pt`` if it
-            exists), or None.
+            exists), or None. A worker group restarted by ``torchrun`` (``TORCHELASTIC_RESTART_COUNT``
+            > 0) continues from ``<output_dir>/last.pt`` when it exists, whatever ``resume`` says.
     """
 
     def __init__(self, cfg: TrainConfig, resume: Optional[str] = None) -> None:
@@ -61,6 +70,8 @@ class Trainer:
         self.is_main = self.dist.is_main
         self.out_dir = check_output_dir(cfg.train.output_dir or Path("runs") / cfg.name, "training output folder")
         self.log = setup_logging(self.is_main, self.out_dir / "train.log" if self.is_main else None)
+        self.stop_signals = StopSignals(cfg.train.stop_signals, dist_utils.cpu_group())
+        self.stop_signal: Optional[str] = None  # the signal that stopped this session
         self._seed_everything()
         t = cfg.train
         world = self.dist.world_size
@@ -104,7 +115,11 @@ class Trainer:
         )
         self.val_loader = (
             build_eval_loader(
-                self.val_set, cfg.eval.batch_size, cfg.eval.num_workers, pin_memory=self.device.type == "cuda"
+                self.val_set,
+                cfg.eval.batch_size,
+                cfg.eval.num_workers,
+                pin_memory=self.device.type == "cuda",
+                worker_init_fn=stop_signals_worker_init(t.stop_signals) if cfg.eval.num_workers else None,
             )
             if self.val_set is not None
             else None
@@ -138,7 +153,14 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=autocast_dtype(t.amp) == torch.float16)
         self.iteration = 0
         self.best: Dict[str, Any] = {"miou": None, "iteration": None, "epoch": None}
+        self.metrics: Optional[Dict[str, Any]] = None  # of the latest evaluation
+        self._pending_epoch_end: Optional[int] = None  # an epoch whose evaluation/checkpoint a stop cut off
+        self._saved_iteration: Optional[int] = None
         self.metric_log = MetricLogger(self.out_dir, enabled=self.is_main, tensorboard=t.tensorboard)
+        restarts = dist_utils.elastic_restart_count()
+        if restarts and (resume is None or (self.out_dir / "last.pt").is_file()):
+            self.log.info("torchrun restart %d: continuing from %s if it exists", restarts, self.out_dir / "last.pt")
+            resume = "auto"
         if resume:
             self._resume(resume)
 
@@ -164,11 +186,19 @@ class Trainer:
             return
         state = load_checkpoint(path)
         load_model_weights(self.model, state["model"], str(path))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise CheckpointError(
+                f"{path}: its optimizer, LR schedule or GradScaler state does not fit this run "
+                f"({type(e).__name__}: {e}); resume with the config it was written with"
+            ) from None
         self.iteration = int(state["iteration"])
         self.best = dict(state["best"])
+        self.metrics = state.get("metrics")
+        self._pending_epoch_end = state.get("pending_epoch_end")
         if self.budget is not None:
             self.budget = TimeBudget(self.cfg.train.time_budget_minutes, float(state.get("seconds_spent") or 0.0))
             self._set_max_iters(int(state.get("max_iters") or self.max_iters))
@@ -179,12 +209,24 @@ class Trainer:
                 self.dist.world_size,
                 len(rng),
             )
-        restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
-        saved = config_to_dict(config_from_dict(state["config"]))
+        try:
+            restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: its random states cannot be restored ({e}): corrupt") from None
+        try:
+            saved = config_to_dict(config_from_dict(state["config"]))
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: the config it holds is invalid: {e}") from None
         changed = config_diff(
             saved,
             config_to_dict(self.cfg),
-            ignore={"train.stop_at_iter", "train.output_dir", "train.progress", "train.time_budget_minutes"},
+            ignore={
+                "train.stop_at_iter",
+                "train.output_dir",
+                "train.progress",
+                "train.time_budget_minutes",
+                "train.stop_signals",
+            },
         )
         if changed:
             self.log.warning("config differs from the checkpoint's: %s", "; ".join(changed))
@@ -211,15 +253,37 @@ class Trainer:
             "world_size": self.dist.world_size,
             "max_iters": self.max_iters,
             "seconds_spent": self.budget.elapsed() if self.budget is not None else None,
+            "metrics": self.metrics,
+            "pending_epoch_end": self._pending_epoch_end,
         }
 
     def save_checkpoint(self) -> None:
-        """Write ``last.pt`` (collective: gathers every process's RNG state)."""
+        """Write ``last.pt`` (collective: gathers every process's RNG state; a failed write fails on all)."""
         rng = gather_rng_states()
-        if self.is_main:
-            save_checkpoint(self.out_dir / "last.pt", {**self.state_dict(), "rng": rng})
-        dist_utils.barrier()
+        path = self.out_dir / "last.pt"
+        self._on_main(lambda: save_checkpoint(path, {**self.state_dict(), "rng": rng}))
+        self._saved_iteration = self.iteration
         self._last_checkpoint = time.monotonic()
+
+    def _on_main(self, work: Callable[[], Any]) -> Any:
+        """``work()`` on the main process (writes); collective: if it fails, every process raises its message.
+
+        Without this, a failed write (a full disk) on the main process would leave the others waiting
+        in their next collective until its timeout.
+        """
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = work()
+            except (DDRNetError, OSError) as e:
+                error = e
+        if self.dist.distributed:
+            message = dist_utils.broadcast_object(user_message(error) if error is not None else None)
+            if error is None and message is not None:
+                raise DDRNetError(f"on the main process: {message}")
+        if error is not None:
+            raise error
+        return result
 
     def _set_max_iters(self, total: int) -> None:
         """Change the run's length (time budget): the poly schedule and the epoch count follow."""
@@ -283,14 +347,20 @@ class Trainer:
                 if self.budget is not None
                 else "",
             )
-        if self.iteration >= self.max_iters:
+        complete = self.iteration >= self.max_iters and self._pending_epoch_end is None
+        if complete and (self.out_dir / "results.json").is_file():
             self.log.info("the run is complete (iteration %d of %d): nothing to do", self.iteration, self.max_iters)
             return {"iteration": self.iteration, "stopped_early": False, "best": self.best, "already_complete": True}
-        with logging_redirect_tqdm([self.log]):  # messages above the progress bars
-            metrics: Optional[Dict[str, Any]] = None
+        # messages above the progress bars; the stop signals only record themselves until the next step ends
+        with logging_redirect_tqdm([self.log]), self.stop_signals:
             stopped = False
             try:
+                if self._pending_epoch_end is not None:  # a stop came between an epoch's last step and its end
+                    self._end_epoch(self._pending_epoch_end)
                 while self.iteration < self.max_iters:
+                    if self._stop_requested(epoch_end=None):
+                        stopped = True
+                        break
                     epoch = self.epoch
                     skip = self.iteration - epoch * self.iters_per_epoch
                     self.sampler.set_epoch(epoch)
@@ -298,23 +368,59 @@ class Trainer:
                     stopped = self._train_epoch(epoch, skip)
                     if stopped:
                         break
-                    last = self.iteration >= self.max_iters
-                    whole = self.iteration % self.iters_per_epoch == 0  # not cut short by the time budget
-                    if self.val_loader is not None and (((epoch + 1) % t.eval_interval == 0 and whole) or last):
-                        metrics = self._evaluate(epoch)
-                    if ((epoch + 1) % t.checkpoint_interval == 0 and whole) or last:
-                        self.save_checkpoint()
-                results: Dict[str, Any] = {"iteration": self.iteration, "stopped_early": stopped, "best": self.best}
+                    self._end_epoch(epoch)
+                results: Dict[str, Any] = {
+                    "iteration": self.iteration,
+                    "stopped_early": stopped,
+                    "stop_signal": self.stop_signal,
+                    "best": self.best,
+                }
+                if stopped:
+                    results["checkpoint"] = str(self.out_dir / "last.pt")
                 if not stopped:
-                    if self.is_main:
-                        final_dir = self._export("final", metrics)
-                        results["final_model"] = str(final_dir)
-                    results["final"] = metrics
-                    if self.is_main:
+                    results["final"] = self.metrics
+                    results["final_model"] = str(self.out_dir / "final")
+
+                    def finish() -> None:
+                        self._export("final", self.metrics)
                         atomic_write_json(self.out_dir / "results.json", to_jsonable(results))
+
+                    self._on_main(finish)
                 return results
             finally:
                 self.metric_log.close()
+
+    def _end_epoch(self, epoch: int) -> None:
+        """After the last step of ``epoch`` (or of the run): evaluation and checkpoint when they are due."""
+        t = self.cfg.train
+        last = self.iteration >= self.max_iters
+        whole = self.iteration % self.iters_per_epoch == 0  # not cut short by the time budget
+        self._pending_epoch_end = None
+        if self.val_loader is not None and (((epoch + 1) % t.eval_interval == 0 and whole) or last):
+            self.metrics = self._evaluate(epoch)
+        if ((epoch + 1) % t.checkpoint_interval == 0 and whole) or last:
+            self.save_checkpoint()
+
+    def _stop_requested(self, epoch_end: Optional[int]) -> bool:
+        """Whether a stop signal reached any process (collective); if so, write ``last.pt`` and say so.
+
+        ``epoch_end``: the epoch whose last step just ended (its evaluation and checkpoint, not done yet,
+        are then done first when the run is resumed)."""
+        name = self.stop_signals.agreed()
+        if name is None:
+            return False
+        self.stop_signal = name
+        self._pending_epoch_end = epoch_end
+        if self._saved_iteration != self.iteration or epoch_end is not None:
+            self.save_checkpoint()
+        self.log.info(
+            "%s: stopped after iteration %d of %d, %s written; continue with --resume",
+            name,
+            self.iteration,
+            self.max_iters,
+            self.out_dir / "last.pt",
+        )
+        return True
 
     def _train_epoch(self, epoch: int, skip: int) -> bool:
         t = self.cfg.train
@@ -370,12 +476,16 @@ class Trainer:
                     tic = time.perf_counter()
                 if timed_save or (t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0):
                     self.save_checkpoint()
+                epoch_end = epoch if step >= steps_in_epoch() else None
                 if t.stop_at_iter is not None and self.iteration >= t.stop_at_iter:
-                    if not (t.checkpoint_interval_iters and self.iteration % t.checkpoint_interval_iters == 0):
+                    self._pending_epoch_end = epoch_end
+                    if self._saved_iteration != self.iteration or epoch_end is not None:
                         self.save_checkpoint()
                     self.log.info(
                         "stopped at iteration %d (train.stop_at_iter); continue with --resume", self.iteration
                     )
+                    return True
+                if self._stop_requested(epoch_end):
                     return True
         finally:
             bar.close()
@@ -427,9 +537,8 @@ class Trainer:
             self.budget.record_eval(time.monotonic() - tic)
         if self.best["miou"] is None or metrics["miou"] > self.best["miou"]:
             self.best = {"miou": metrics["miou"], "iteration": self.iteration, "epoch": epoch + 1}
-            if self.is_main:
-                self._export("best", metrics)
-                self.log.info("new best mIoU %.2f%% -> %s", 100 * metrics["miou"], self.out_dir / "best")
+            self._on_main(lambda: self._export("best", metrics))
+            self.log.info("new best mIoU %.2f%% -> %s", 100 * metrics["miou"], self.out_dir / "best")
         return metrics
 
 

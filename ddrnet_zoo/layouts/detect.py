@@ -23,7 +23,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from ..errors import InputError
-from ..io import CheckpointError, is_safetensors, read_state_dict
+from ..io import (
+    CheckpointError,
+    check_loaded_tensors,
+    check_state_dict_tensors,
+    check_torch_file,
+    is_safetensors,
+    read_state_dict,
+)
 
 __all__ = [
     "LAYOUTS",
@@ -84,7 +91,18 @@ class CheckpointContents:
 
 
 def _torch_load_weights_only(path: Path) -> Tuple[Any, List[str]]:
-    """``torch.load(weights_only=True)``; known metadata-only classes are replaced by placeholders."""
+    """``torch.load(weights_only=True)``; known metadata-only classes are replaced by placeholders.
+
+    Checked before and after (:func:`~ddrnet_zoo.io.check_torch_file`, :func:`~ddrnet_zoo.io.check_loaded_tensors`):
+    no zip bombs, allocating pickles or tensors that are not the file's own data.
+    """
+    check_torch_file(path)
+    obj, placeholders = _torch_load_unchecked(path)
+    check_loaded_tensors(obj, path)
+    return obj, placeholders
+
+
+def _torch_load_unchecked(path: Path) -> Tuple[Any, List[str]]:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True), []
     except Exception as first_error:  # torch raises several types for bad/unsafe pickles
@@ -99,10 +117,12 @@ def _torch_load_weights_only(path: Path) -> Tuple[Any, List[str]]:
         unsafe = [g for g in refused if not g.startswith(_METADATA_GLOBAL_PREFIXES)]
         if unsafe:
             raise CheckpointError(
-                f"{path}: refused: the file contains pickled objects that are not weights ({', '.join(unsafe)}); "
-                "torch.load(weights_only=True) will not execute them and neither will ddrnet_zoo. If you trust "
-                "the file, re-save only its state dict (torch.save(obj['state_dict'], ...)) or convert it to "
-                "safetensors in the environment that created it."
+                f"{path}: refused: it holds pickled objects that are not weights; if you trust it, re-save only "
+                "its state dict\n"
+                f"  the objects: {', '.join(unsafe)} (torch.load(weights_only=True) will not execute them, nor will "
+                "ddrnet_zoo)\n"
+                "  re-save in the environment that created it: torch.save(obj['state_dict'], ...), or convert it "
+                "to safetensors"
             ) from None
         stand_ins = [
             (type(name.rsplit(".", 1)[-1], (_MetadataPlaceholder,), {"_name": name}), name) for name in refused
@@ -119,17 +139,26 @@ def _tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _checked(state_dict: Dict[Any, torch.Tensor], name: str) -> Dict[str, torch.Tensor]:
+    """``state_dict`` after checking its keys are strings and its tensors of a weights' dtype."""
+    odd = [k for k in state_dict if not isinstance(k, str)]
+    if odd:
+        raise CheckpointError(f"{name}: a state dict's keys are strings, not {type(odd[0]).__name__} ({odd[0]!r})")
+    check_state_dict_tensors(state_dict, name)
+    return state_dict
+
+
 def _split_wrapper(obj: Any, name: str) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """The state dict inside a training checkpoint (``state_dict``/``model`` entry), and the other entries."""
     if _tensor_dict(obj):
-        return dict(obj), []
+        return _checked(dict(obj), name), []
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict", "net"):
             inner = obj.get(key)
             if isinstance(inner, Mapping) and not _tensor_dict(inner) and "state_dict" in inner:
                 inner = inner["state_dict"]
             if _tensor_dict(inner):
-                return dict(inner), sorted(str(k) for k in obj if k != key)
+                return _checked(dict(inner), name), sorted(str(k) for k in obj if k != key)
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             others = sorted(str(k) for k in obj if k not in tensors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -15,6 +16,17 @@ from .ddrnet import MODEL_ARCHS, DDRNetArch, arch_dict
 __all__ = ["SegmentationConfig", "CONFIG_FORMAT_VERSION"]
 
 CONFIG_FORMAT_VERSION = 1
+
+
+def _positive_int(value: Any) -> Optional[int]:
+    """``value`` as an int if it is an integer >= 1 (not a bool, a float or a string), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = operator.index(value)
+    except TypeError:
+        return None
+    return number if number >= 1 else None
 
 
 def _rgb_list(palette: Sequence[Sequence[int]]) -> List[List[int]]:
@@ -63,8 +75,11 @@ class SegmentationConfig:
             self.arch = arch_dict(self.ddrnet_arch())
         if self.context not in CONTEXT_MODULES:
             raise InputError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
-        if int(self.num_classes) < 1:
-            raise InputError(f"num_classes must be >= 1, got {self.num_classes}")
+        for name in ("num_classes", "in_chans"):
+            value = _positive_int(getattr(self, name))
+            if value is None:
+                raise InputError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            setattr(self, name, value)
         if self.class_names is not None:
             self.class_names = [str(n) for n in self.class_names]
             if len(self.class_names) != self.num_classes:
@@ -113,8 +128,14 @@ class SegmentationConfig:
         if unknown:
             raise InputError(f"unknown arch fields {unknown}; known: {sorted(fields)}")
         d = dict(self.arch)
-        if "depths" in d:
-            d["depths"] = tuple(int(v) for v in d["depths"])
+        for name, value in d.items():  # JSON gives any type: positive integers only, before any layer is built
+            many = name == "depths"
+            values = [_positive_int(v) for v in value] if many and isinstance(value, (list, tuple)) else None
+            if many and (values is None or len(values) != 4 or None in values):
+                raise InputError(f"arch.depths must be four positive integers, got {value!r}")
+            if not many and _positive_int(value) is None:
+                raise InputError(f"arch.{name} must be a positive integer, got {value!r}")
+            d[name] = tuple(values) if many else _positive_int(value)
         return DDRNetArch(**d)
 
     def model_kwargs(self) -> Dict[str, Any]:

@@ -186,7 +186,7 @@ def read_json(path: Path) -> Dict[str, Any]:
     """The JSON object in ``path``; a :class:`~ddrnet_zoo.io.CheckpointError` naming the file otherwise."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8, a 10,000-digit number
         raise CheckpointError(f"{path}: not a readable JSON config (truncated or corrupt?): {e}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(obj).__name__}")
