@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import timm
 from torch import nn
+from tqdm import tqdm
 
 from .errors import InputError
 from .models import create_segmentation_model
@@ -30,6 +31,7 @@ __all__ = [
     "count_flops",
     "measure_complexity",
     "paper_complexity_table",
+    "paper_complexity_rows",
     "format_table",
 ]
 
@@ -93,16 +95,31 @@ def measure_complexity(model_name: str, task: str, input_size: Tuple[int, int], 
     return params / 1e6, flops / 1e9
 
 
-def paper_complexity_table(tables: Sequence[str] = ("III", "V", "VII")) -> List[ComplexityRow]:
-    """Measure every variant of Tables III, V and VII and pair each with the paper's figures."""
+def paper_complexity_table(
+    tables: Sequence[str] = ("III", "V", "VII"), progress: Optional[tqdm] = None
+) -> List[ComplexityRow]:
+    """Measure every variant of Tables III, V and VII and pair each with the paper's figures.
+
+    ``progress``, a tqdm bar, names each count as it starts and advances by one per row
+    (:func:`paper_complexity_rows` rows in all).
+    """
     rows = []
     for (table, model), (size, p_params, p_flops) in PAPER_COMPLEXITY.items():
         if table not in tables:
             continue
         task = TASK_OF_TABLE[table]
+        if progress is not None:
+            progress.set_description_str(f"counting {model} at {size[0]}x{size[1]} (Table {table})")
         params, gflops = measure_complexity(model, task, size)
         rows.append(ComplexityRow(table, model, task, size, params, gflops, p_params, p_flops))
+        if progress is not None:
+            progress.update()
     return rows
+
+
+def paper_complexity_rows(tables: Sequence[str] = ("III", "V", "VII")) -> int:
+    """How many rows :func:`paper_complexity_table` measures for ``tables``."""
+    return sum(table in tables for table, _ in PAPER_COMPLEXITY)
 
 
 def format_table(rows: Sequence[ComplexityRow]) -> str:

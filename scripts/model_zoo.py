@@ -18,11 +18,15 @@ beside the table and a WARNING when it exceeds 5% (``--wait-idle S`` waits for a
 each model). Every other way of
 running the models (torch.compile, bf16, onnxruntime, CUDA) is in
 ``scripts/benchmark_inference.py``.
+
+A progress bar on stderr names what is being counted or timed (``--no-progress``: none); the tables go
+to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -43,36 +47,67 @@ from ddrnet_zoo.benchmark import (  # noqa: E402
 if __name__ == "__main__":
     reexec_with_allocator(sys.argv[1:])
 
+# torch.utils.benchmark imports torch.utils.cpp_extension, which logs "No CUDA runtime is found, using
+# CUDA_HOME=..." on a machine with a CUDA toolkit but no GPU: nothing is compiled here, so it is noise
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.utils.benchmark as benchmark  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import ddrnet_zoo  # noqa: E402
-from ddrnet_zoo.flops import format_table, paper_complexity_table  # noqa: E402
+from ddrnet_zoo.flops import format_table, paper_complexity_rows, paper_complexity_table  # noqa: E402
 from ddrnet_zoo.inference import optimize_for_inference  # noqa: E402
 from ddrnet_zoo.io import atomic_write_json  # noqa: E402
 
 VARIANTS = ("ddrnet23_slim", "ddrnet23", "ddrnet39")
 
 
-def time_model(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) -> dict:
-    """Median / p90 latency in ms of ``model(x)`` (batch 1) with torch.utils.benchmark."""
+def time_model(
+    model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int, progress: Optional[tqdm] = None
+) -> dict:
+    """Median / p90 latency in ms of ``model(x)`` (batch 1) with torch.utils.benchmark.
+
+    ``progress`` (a tqdm bar) advances by one per run, warm-up included, between the timed calls.
+    """
+    times = []
     with torch.inference_mode():
         for _ in range(warmup):
             model(x)
+            if progress is not None:
+                progress.update()
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
-        times = [timer.timeit(1).raw_times[0] for _ in range(runs)]
+        for _ in range(runs):
+            times.append(timer.timeit(1).raw_times[0])
+            if progress is not None:
+                progress.update()
     median, p90 = np.percentile(times, (50, 90))
     return {"median_ms": 1e3 * median, "p90_ms": 1e3 * p90, "runs": runs}
 
 
+def latency_steps(variants: Sequence[str], runs: int, warmup: int) -> int:
+    """The progress steps of :func:`latency_table`: every run, warm-up included, of both forms of each variant."""
+    return len(variants) * 2 * (warmup + runs)
+
+
 def latency_table(
-    size: Sequence[int], runs: int, warmup: int, variants: Sequence[str] = VARIANTS, wait_idle: float = 0.0
+    size: Sequence[int],
+    runs: int,
+    warmup: int,
+    variants: Sequence[str] = VARIANTS,
+    wait_idle: float = 0.0,
+    progress: Optional[tqdm] = None,
 ) -> List[Dict[str, Any]]:
-    """One row per variant: eager and deploy latency, and the CPU share other processes took meanwhile."""
+    """One row per variant: eager and deploy latency, and the CPU share other processes took meanwhile.
+
+    ``progress`` (a tqdm bar) names the model and form being timed; :func:`latency_steps` steps in all.
+    """
     rows = []
+    say = progress.set_description_str if progress is not None else (lambda text: None)
     for name in variants:
         if wait_idle > 0:
+            say(f"waiting up to {wait_idle:g} s for an idle CPU")
             wait_until_idle(wait_idle)
         model = ddrnet_zoo.create_segmentation_model(name, num_classes=19, aux_head=False).eval()
         deploy = optimize_for_inference(model, fold=True, channels_last=True)
@@ -80,12 +115,13 @@ def latency_table(
         row: Dict[str, Any] = {"model": name, "input": list(size)}
         start = time.perf_counter()
         with OtherLoad() as others:
-            row["eager"] = time_model(model, x, runs, warmup)
-            row["deploy"] = time_model(deploy, x, runs, warmup)
+            say(f"timing {name} eager at {size[0]}x{size[1]}")
+            row["eager"] = time_model(model, x, runs, warmup, progress)
+            say(f"timing {name} deploy at {size[0]}x{size[1]}")
+            row["deploy"] = time_model(deploy, x, runs, warmup, progress)
         row["timing_seconds"] = time.perf_counter() - start
         row["other_load"] = others.fraction
         rows.append(row)
-        print(f"  timed {name}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -139,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--allocator", choices=ALLOCATOR_CHOICES, default="auto", help="memory allocator (re-executes the script)"
     )
@@ -161,25 +198,30 @@ def main(argv: Optional[List[str]] = None) -> int:
         "threads": info["threads"],
         "allocator": info["allocator"],
     }
-    print("ddrnet_zoo model zoo — " + ", ".join(f"{k}: {v}" for k, v in env.items()))
+    print("ddrnet_zoo model zoo — " + ", ".join(f"{k}: {v}" for k, v in env.items()), flush=True)
     result: Dict[str, Any] = {"environment": env}
-    if not args.no_complexity:
-        print("\nParameters and FLOPs (fvcore; paper conventions, see ddrnet_zoo/flops.py)\n")
-        rows = paper_complexity_table()
-        print(format_table(rows))
-        result["complexity"] = [r.as_dict() for r in rows]
-    if not args.no_latency:
-        h, w = args.latency_size
-        print(f"\nCPU latency, segmentation model, batch 1, {h}x{w}, float32, median of {args.runs} runs\n")
-        busy_before = cpu_busy(0.5)
-        lat = latency_table((h, w), args.runs, args.warmup, args.variants, args.wait_idle)
-        print(format_latency(lat))
-        load_lines = latency_load_report(lat, busy_before)
-        for line in load_lines:
-            print(line)
-        result["latency"] = lat
-        result["latency_cpu_busy_before"] = busy_before
-        result["latency_warnings"] = [line for line in load_lines if line.startswith("WARNING")]
+    steps = 0 if args.no_complexity else paper_complexity_rows()
+    steps += 0 if args.no_latency else latency_steps(args.variants, args.runs, args.warmup)
+    tqdm.monitor_interval = 0  # no monitor thread waking up while models are timed
+    with tqdm(total=steps, unit="step", leave=False, dynamic_ncols=True, disable=args.no_progress) as bar:
+        if not args.no_complexity:
+            rows = paper_complexity_table(progress=bar)
+            bar.write("\nParameters and FLOPs (fvcore; paper conventions, see ddrnet_zoo/flops.py)\n")
+            bar.write(format_table(rows))
+            result["complexity"] = [r.as_dict() for r in rows]
+        if not args.no_latency:
+            h, w = args.latency_size
+            bar.set_description_str("measuring the CPU load before timing")
+            busy_before = cpu_busy(0.5)
+            lat = latency_table((h, w), args.runs, args.warmup, args.variants, args.wait_idle, bar)
+            bar.write(f"\nCPU latency, segmentation model, batch 1, {h}x{w}, float32, median of {args.runs} runs\n")
+            bar.write(format_latency(lat))
+            load_lines = latency_load_report(lat, busy_before)
+            for line in load_lines:
+                bar.write(line)
+            result["latency"] = lat
+            result["latency_cpu_busy_before"] = busy_before
+            result["latency_warnings"] = [line for line in load_lines if line.startswith("WARNING")]
     if args.json:
         atomic_write_json(args.json, result)
         print(f"\nwrote {args.json}")

@@ -34,7 +34,11 @@ def count_params(model: nn.Module, exclude_norm: bool = False) -> int:
 
 def count_flops(model: nn.Module, input_size: Sequence[int], exclude_norm: bool = False) -> int:
     """fvcore FLOPs (multiply-adds) of one forward pass in eval mode at ``input_size`` (N, C, H, W)."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        # fvcore (last release 2022) applies torch.jit.script to its focal loss at import, which torch deprecates
+        # with a FutureWarning that is neither ours nor the user's to act on; silenced here, its only import
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     was_training = model.training
     model.eval()
