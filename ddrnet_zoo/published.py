@@ -47,17 +47,21 @@ def is_unpublished(repo_id: str, cache_dir: Optional[str] = None) -> bool:
     return not (cache / repo_folder_name(repo_id=repo_id, repo_type="model")).is_dir()
 
 
-def check_published(repo_id: str, alternative: str, cache_dir: Optional[str] = None) -> None:
+def check_published(repo_id: str, load: str, *others: str, cache_dir: Optional[str] = None) -> None:
     """Raise :class:`WeightsNotPublishedError` if :func:`is_unpublished`.
 
-    ``alternative`` says how to load the converted folder instead (``{folder}`` is replaced by its path).
+    The message's first line says what is wrong and what to do; the steps follow, one a line: convert
+    the original checkpoint, then ``load`` (``{folder}`` is replaced by the converted folder), then
+    ``others`` (the alternatives).
     """
     if is_unpublished(repo_id, cache_dir):
         repo_id = _repo(repo_id)
-        name = repo_id.split("/", 1)[1]
-        raise WeightsNotPublishedError(
-            f"the weights {repo_id} are not published on the Hugging Face Hub yet (and are not in the local "
-            f"Hub cache), so nothing is downloaded. Convert the original release's checkpoint with "
-            f"`ddrnet-convert CHECKPOINT hub/{name}` (see docs/weights.md) and load the converted folder: "
-            f"{alternative.format(folder=f'hub/{name}')}"
-        )
+        folder = f"hub/{repo_id.split('/', 1)[1]}"
+        lines = [
+            f"{repo_id} is not published on the Hugging Face Hub yet: convert the original checkpoint (below)",
+            f"  convert: ddrnet-convert CHECKPOINT {folder}  (the original files: docs/weights.md)",
+            f"  then load: {load.format(folder=folder)}",
+            *(f"  or {other}" for other in others),
+            "  (nothing was downloaded; a copy of the repository in the local Hub cache would be used)",
+        ]
+        raise WeightsNotPublishedError("\n".join(lines))

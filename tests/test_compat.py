@@ -223,7 +223,7 @@ for name, call in calls.items():
     try:
         call()
     except WeightsNotPublishedError as e:
-        print(name, round(time.perf_counter() - start, 3), str(e), sep="|")
+        print(name, round(time.perf_counter() - start, 3), str(e).replace("\\n", " / "), sep="|")
 """
 
 

@@ -8,8 +8,11 @@ import torch
 from conftest import TINY_ARCH_23, TINY_ARCH_39
 
 import ddrnet_zoo
+import ddrnet_zoo.models.ddrnet as ddrnet_module
 from ddrnet_zoo.flops import count_params
 from ddrnet_zoo.models import DDRNet, DDRNetSegmentation, create_segmentation_model
+from ddrnet_zoo.models.ddrnet import HUB_WEIGHT_TAGS, pretrained_hub_id
+from ddrnet_zoo.published import PUBLISHED_HUB_IDS
 
 VARIANTS = ["ddrnet23_slim", "ddrnet23", "ddrnet39"]
 
@@ -27,11 +30,28 @@ def tiny_seg(arch=TINY_ARCH_23, **kw) -> DDRNetSegmentation:
 
 def test_registry_lists_variants():
     assert set(timm.list_models("ddrnet*")) == {*VARIANTS, "ddrnet39_1_5x"}
-    assert "ddrnet23_slim.in1k" in timm.list_pretrained("ddrnet*")
     cfg = timm.get_pretrained_cfg("ddrnet23_slim.in1k")
-    assert cfg.hf_hub_id.startswith("ddrnet-zoo/")
     assert cfg.first_conv == "stem.0.conv" and cfg.classifier == "fc" and cfg.input_size == (3, 224, 224)
     assert cfg.license == "mit" and "2101.06085" in cfg.paper_ids
+
+
+def test_pretrained_listing_names_only_weights_that_can_be_had(monkeypatch):
+    """timm lists a tag as pretrained only once its weights are published (issue 22, point 1)."""
+    published = {tag for tag in HUB_WEIGHT_TAGS if pretrained_hub_id(tag) in PUBLISHED_HUB_IDS}
+    assert set(timm.list_models("ddrnet*", pretrained=True)) == published
+    assert set(timm.list_pretrained("ddrnet*")) == published
+    for tag in HUB_WEIGHT_TAGS:
+        cfg = timm.get_pretrained_cfg(tag)
+        assert cfg.tag == "in1k" and pretrained_hub_id(tag) == f"ddrnet-zoo/{tag}"
+        if tag not in published:  # no weight source, and a note of where the weights will be
+            assert not cfg.has_weights
+            assert cfg.notes == (f"weights not published yet: ddrnet-zoo/{tag} (docs/weights.md)",)
+    assert pretrained_hub_id("ddrnet39") == "ddrnet-zoo/ddrnet39.in1k" and pretrained_hub_id("ddrnet39_1_5x") is None
+    # once its id is published, the tag's cfg carries it, and timm counts it as weights
+    monkeypatch.setattr(ddrnet_module, "PUBLISHED_HUB_IDS", frozenset({"ddrnet-zoo/ddrnet23.in1k"}))
+    cfgs = timm.models.generate_default_cfgs({t: ddrnet_module._hub_cfg(t) for t in HUB_WEIGHT_TAGS})
+    assert cfgs["ddrnet23"].is_pretrained and cfgs["ddrnet23"].cfgs["in1k"].hf_hub_id == "ddrnet-zoo/ddrnet23.in1k"
+    assert not cfgs["ddrnet39"].is_pretrained
 
 
 @pytest.mark.parametrize("name,params", [("ddrnet23_slim", 7.57), ("ddrnet23", 28.22), ("ddrnet39", 40.13)])

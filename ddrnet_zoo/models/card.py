@@ -17,9 +17,9 @@ from torch import nn
 from ..errors import InputError
 from .config import SegmentationConfig
 from .counting import count_flops, count_params
-from .ddrnet import MODEL_ARCHS
+from .ddrnet import MODEL_ARCHS, pretrained_hub_id
 
-__all__ = ["CITATION", "MODEL_CARD_NAME", "PAPER_TITLE", "build_model_card", "is_segmentation"]
+__all__ = ["CITATION", "MODEL_CARD_NAME", "PAPER_TITLE", "build_model_card", "is_segmentation", "is_smoke_test"]
 
 MODEL_CARD_NAME = "README.md"
 
@@ -63,7 +63,8 @@ def _custom_arch(config) -> Optional[Tuple[str, str]]:
     return suffix, f"custom widths (width {arch.width}, depths {list(arch.depths)}) based on {config.architecture}"
 
 
-def _smoke_test(config) -> bool:
+def is_smoke_test(config: Optional[SegmentationConfig]) -> bool:
+    """Whether ``config`` is that of a smoke-test run's export (``train.smoke_test``): not a trained model."""
     return bool((config.metadata.get("training") or {}).get("smoke_test")) if config is not None else False
 
 
@@ -167,7 +168,7 @@ def build_model_card(
     lines = [f"# {name.split('/')[-1]}", ""]
     if seg:
         custom = _custom_arch(config)
-        if _smoke_test(config):
+        if is_smoke_test(config):
             iters = (config.metadata.get("training") or {}).get("iteration")
             run = f"{iters} iterations on a few images" if iters is not None else "a few images"
             lines += [
@@ -261,7 +262,7 @@ def build_model_card(
             "labels = logits.argmax(1)  # class indices; names in cfg.class_names, colours in cfg.palette",
         ]
     else:
-        default_id = model.pretrained_cfg.get("hf_hub_id") if hasattr(model, "pretrained_cfg") else None
+        default_id = pretrained_hub_id(architecture)  # the default tag's Hub id: the plain name loads it
         how = f"{architecture!r}" if default_id == name else f"'hf-hub:{name}'"
         lines += [
             "import timm",

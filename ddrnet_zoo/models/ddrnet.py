@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import detect_layout, original_keys, read_shapes, unwrap_state_dict
-from ..published import HF_HUB_ORG, check_published
+from ..published import HF_HUB_ORG, PUBLISHED_HUB_IDS, check_published
 from .layers import Bottleneck, check_count, check_image_batch, make_stage, resize_to
 
 __all__ = [
@@ -39,10 +39,12 @@ __all__ = [
     "DualResolutionFeatures",
     "DualResolutionFeatureNet",
     "DilationPlan",
+    "HUB_WEIGHT_TAGS",
     "MODEL_ARCHS",
     "OUTPUT_STRIDES",
     "checkpoint_filter_fn",
     "create_ddrnet",
+    "pretrained_hub_id",
 ]
 
 
@@ -685,25 +687,47 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> Dict[str, torch.
     return out
 
 
-def _check_pretrained_published(variant: str, kwargs: dict) -> None:
-    """Fail fast when ``pretrained=True`` would download unpublished ddrnet_zoo weights."""
-    overlay = kwargs.get("pretrained_cfg_overlay")
+def pretrained_hub_id(name: str) -> Optional[str]:
+    """The Hub id of the weights of pretrained tag ``name`` (``arch.tag``, or ``arch`` for its default tag),
+    published or not; None for a tag without Hub weights (``ddrnet39_1_5x``)."""
+    if "." not in name:
+        tags = [t for t in HUB_WEIGHT_TAGS if t.split(".", 1)[0] == name]
+        name = tags[0] if tags else name
+    return f"{HF_HUB_ORG}/{name}" if name in HUB_WEIGHT_TAGS else None
+
+
+def _pretrained_source(variant: str, kwargs: dict) -> None:
+    """``pretrained=True``: fail fast on unpublished ddrnet_zoo weights; point timm at the Hub cache for cached ones.
+
+    A tag whose weights are not published has no weight source in its timm cfg (so that
+    ``timm.list_models(pretrained=True)`` does not list it); it is given its Hub id here when the local
+    Hub cache has the repository, and raises :class:`WeightsNotPublishedError` otherwise.
+    """
+    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"), pretrained_cfg_overlay=overlay)
     cfg = cfg.to_dict()
-    if cfg.get("state_dict") or cfg.get("file") or cfg.get("source") == "local-dir" or not cfg.get("hf_hub_id"):
+    if cfg.get("state_dict") or cfg.get("file") or cfg.get("url") or cfg.get("source") == "local-dir":
         return
+    hub_id = cfg.get("hf_hub_id")
+    if not hub_id:
+        hub_id = pretrained_hub_id(f"{cfg.get('architecture')}.{cfg.get('tag')}")
+        if hub_id is None:
+            return  # no weights anywhere: timm warns and initialises randomly, as for any of its models
     check_published(
-        cfg["hf_hub_id"],
-        "timm.create_model('local-dir:{folder}', pretrained=True) (or pass the original file directly: "
-        f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))); "
-        "or pass pretrained=False (pretrained_backbone=False for create_segmentation_model)",
+        hub_id,
+        "timm.create_model('local-dir:{folder}', pretrained=True)",
+        f"the original file directly: timm.create_model({variant!r}, pretrained=True, "
+        "pretrained_cfg_overlay=dict(file=PATH))",
+        "without these weights: pretrained=False (pretrained_backbone=False for create_segmentation_model)",
         cache_dir=kwargs.get("cache_dir"),
     )
+    if not cfg.get("hf_hub_id"):
+        kwargs["pretrained_cfg_overlay"] = {**overlay, "hf_hub_id": hub_id}
 
 
 def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
     if pretrained:
-        _check_pretrained_published(variant, kwargs)
+        _pretrained_source(variant, kwargs)
     arch = kwargs.pop("arch", None) or MODEL_ARCHS[variant]
     if isinstance(arch, dict):  # model_args of a Hub config.json (custom widths)
         arch = DDRNetArch(**{k: tuple(v) if k == "depths" else v for k, v in arch.items()})
@@ -751,12 +775,26 @@ def _cfg(**kwargs) -> dict:
     }
 
 
+HUB_WEIGHT_TAGS = ("ddrnet23_slim.in1k", "ddrnet23.in1k", "ddrnet39.in1k")
+"""Pretrained tags whose weights (the original release's ImageNet-1k weights, converted) ``scripts/push_to_hub.py``
+publishes at ``HF_HUB_ORG/<tag>``; see :func:`pretrained_hub_id`."""
+
+
+def _hub_cfg(name: str) -> dict:
+    """The cfg of pretrained tag ``name``: with its Hub id once published (then timm lists it as pretrained).
+
+    Unpublished, it has no weight source, as timm lists only tags whose weights can be had;
+    ``pretrained=True`` then uses the local Hub cache or fails fast, saying what to do (:func:`_pretrained_source`).
+    """
+    hub_id = f"{HF_HUB_ORG}/{name}"
+    if hub_id in PUBLISHED_HUB_IDS:
+        return _cfg(hf_hub_id=hub_id)
+    return _cfg(notes=(f"weights not published yet: {hub_id} (docs/weights.md)",))
+
+
 default_cfgs = generate_default_cfgs(
     {
-        # ImageNet-1k weights of the original release, converted (published by scripts/push_to_hub.py)
-        "ddrnet23_slim.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet23_slim.in1k"),
-        "ddrnet23.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet23.in1k"),
-        "ddrnet39.in1k": _cfg(hf_hub_id=f"{HF_HUB_ORG}/ddrnet39.in1k"),
+        **{name: _hub_cfg(name) for name in HUB_WEIGHT_TAGS},
         "ddrnet39_1_5x": _cfg(),
     }
 )
