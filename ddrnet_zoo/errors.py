@@ -3,8 +3,9 @@
 Every error that bad input, a bad file or a bad setting causes derives from :class:`DDRNetError`
 (each also keeps its old built-in base, e.g. ``ValueError``, so existing ``except`` clauses still
 work). The CLIs print these, and operating-system errors (permissions, a file where a folder
-should be, a full disk), as one line ``PROG: error: ...`` with exit status 2. Anything else is a
-bug and surfaces with its traceback.
+should be, a full disk), as ``PROG: error: ...`` with exit status 2. Anything else is a bug and
+surfaces with its traceback. A message's first line is short and says what is wrong and what to do;
+details and alternatives, when any, follow on lines indented by two spaces.
 """
 
 from __future__ import annotations

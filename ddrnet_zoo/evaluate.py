@@ -5,7 +5,8 @@ Hub format (``best/``, ``final/``: ``config.json`` + ``model.safetensors``), or 
 (``.safetensors``/``.pth``, with ``--config`` describing the model). The data come from the
 training config stored with the model, or ``--config``, plus overrides (``--data.root /x``). The
 whole split is evaluated: the recipe's ``data.max_samples`` (a training shortcut) is dropped, with
-a note, unless given on the command line (``--set data.max_samples=N``).
+a note, unless given on the command line (``--set data.max_samples=N``). The results JSON goes to
+``--output``, by default beside the model (``runs/x/best.eval_val.json``): a model folder is never written to.
 
 Examples::
 
@@ -32,12 +33,11 @@ from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
 from .engine.config import ConfigError, TrainConfig, config_from_dict, load_config, parse_override_args
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
-from .engine.export import CONFIG_NAME, WEIGHTS_NAME, load_model_weights
+from .engine.export import CONFIG_NAME, load_model_weights
 from .errors import run_cli
 from .inference.onnx_model import OnnxSegmentationModel, is_onnx_file, load_onnx_model
 from .inference.tta import PAPER_SCALES
 from .io import (
-    CheckpointError,
     atomic_write_json,
     check_output_dir,
     check_output_file,
@@ -47,6 +47,7 @@ from .io import (
 )
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig
+from .models.pretrained import missing_source_error, not_a_model_folder_error
 from .text import plural
 
 __all__ = ["build_parser", "load_for_eval", "main"]
@@ -76,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or auto (default: train.device)")
     p.add_argument("--save-predictions", metavar="DIR", help="write predicted labels as palette PNGs here")
     p.add_argument("--label-ids", action="store_true", help="Cityscapes: save labelIds (test-server format)")
-    p.add_argument("--output", help="results JSON (default: eval_<split>[_ms][_flip].json beside the checkpoint)")
+    p.add_argument(
+        "--output",
+        help="results JSON (default: <model>.eval_<split>[_ms][_flip].json beside the model, not inside its folder)",
+    )
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -99,12 +103,12 @@ def load_for_eval(
         return model, _data_config(config, overrides, recipe, model.config)
     if checkpoint.is_dir():
         if not (checkpoint / CONFIG_NAME).is_file():
-            raise CheckpointError(f"{checkpoint}: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+            raise not_a_model_folder_error(checkpoint)  # a run folder names its best/ and final/
         model = load_model(checkpoint)
         recipe = (model.config.metadata.get("training") or {}).get("recipe")
         return model, _data_config(config, overrides, recipe, model.config)
     if not checkpoint.is_file():
-        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+        raise missing_source_error(str(checkpoint))
     weights = None
     if checkpoint.suffix in (".pt", ".pth", ".bin"):
         state = torch_load_safe(checkpoint)
@@ -178,6 +182,19 @@ def _onnx_settings(model: OnnxSegmentationModel, args: argparse.Namespace, amp: 
     return model, "none"
 
 
+def default_results_path(checkpoint: Path, split: str, tag: str = "") -> Path:
+    """Where results go without ``--output``: beside the model evaluated, never into a model folder.
+
+    ``runs/x/best`` -> ``runs/x/best.eval_val.json``; ``runs/x/last.pt`` -> ``runs/x/last.eval_val.json``;
+    a file inside a model folder (``hub/m/model.safetensors``) -> ``hub/m.eval_val.json``.
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_file() and (checkpoint.parent / CONFIG_NAME).is_file():
+        checkpoint = checkpoint.parent
+    name = checkpoint.name if checkpoint.is_dir() else checkpoint.stem
+    return checkpoint.parent / f"{name}.eval_{split}{tag}.json"
+
+
 def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     if args.output:
         check_output_file(args.output, "results file")
@@ -200,6 +217,10 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     scales = list(PAPER_SCALES) if args.multi_scale else (args.scales or cfg.eval.scales)
     flip = args.flip or cfg.eval.flip
     amp = args.amp or cfg.train.amp
+    tag = ("_ms" if len(scales) > 1 else "") + ("_flip" if flip else "")
+    out = (
+        Path(args.output) if args.output else check_output_file(default_results_path(ckpt, split, tag), "results file")
+    )
     if isinstance(model, OnnxSegmentationModel):
         model, amp = _onnx_settings(model, args, amp, info)
     model = model.to(info.device)
@@ -224,8 +245,6 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
         progress=info.is_main and not args.no_progress,
     )
     if info.is_main:
-        tag = ("_ms" if len(scales) > 1 else "") + ("_flip" if flip else "")
-        out = Path(args.output) if args.output else (ckpt if ckpt.is_dir() else ckpt.parent) / f"eval_{split}{tag}.json"
         subset = f" (first {cfg.data.max_samples}: data.max_samples)" if cfg.data.max_samples else ""
         title = f"{dataset.name} {split}: {plural(metrics['images'], 'image')}{subset}, scales {scales}"
         title += ", flip" if flip else ""
@@ -240,7 +259,7 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
             **metrics,
         }
         atomic_write_json(out, to_jsonable(result))
-        print(f"results written to {out}")
+        print(f"results written to {out}" + ("" if args.output else " (--output to choose)"))
         if writer is not None:
             print(f"predictions written to {writer.directory}")
     return 0

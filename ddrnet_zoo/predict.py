@@ -33,6 +33,7 @@ from .inference.runtime import COMPILE_MODES
 from .inference.tta import PAPER_SCALES
 from .inference.video import VIDEO_EXTENSIONS, VideoError, VideoInfo, probe_video, split_videos
 from .io import check_output_dir
+from .models.card import is_smoke_test
 from .text import plural
 
 __all__ = ["build_parser", "main"]
@@ -125,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = load_segmentation_model(
             args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
+        )
+    if is_smoke_test(getattr(model, "config", None)):
+        print(
+            f"ddrnet-predict: warning: {args.model} is a smoke test, not a trained model (its card says so): "
+            "its predictions are noise",
+            file=sys.stderr,
         )
     predictor = Predictor(
         model,

@@ -99,8 +99,17 @@ def test_camvid_splits_and_void_mapping(camvid_root):
     assert (label[raw == 11] == 255).all() and (label[raw < 11] == raw[raw < 11]).all()
     assert set(np.unique(label)) <= set(range(11)) | {255}
     assert train.name_of(0) == "0001TP_006690"
-    with pytest.raises(DatasetError, match="no list file for split 'test'"):
+    # the shared copy is the usual SegNet one without its test split: the first line says what to set
+    with pytest.raises(DatasetError) as info:
         CamVidDataset(camvid_root, "test")
+    first, *rest = str(info.value).splitlines()
+    assert first == (
+        f"camvid: no split 'test' in {camvid_root} (it has train, val): set data.val_split or data.train_split "
+        "to one of them"
+    )
+    assert rest[0].startswith(f"  looked for {camvid_root / 'test.txt'};")
+    with pytest.raises(DatasetError, match=r"\(no list files, \*\.txt\): check data.root"):
+        CamVidDataset(camvid_root / "train", "train")
 
 
 def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
@@ -185,7 +194,7 @@ def test_label_values_outside_the_classes(tmp_path):
     bad[0, :3] = [3, 7, 200]
     Image.fromarray(bad).save(root / "ann" / "train0.png")
     ds = FolderDataset(root, "train", ["a", "b", "c"])
-    with pytest.raises(DatasetError, match=r"contains values \[3, 7, 200\].*valid raw values are 0-2, 255"):
+    with pytest.raises(DatasetError, match=r"has values \[3, 7, 200\] of no class: .*\n.*valid raw values: 0-2, 255"):
         ds[0]
     Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(root / "ann" / "train0.png")
     with pytest.raises(DatasetError, match="not colour-coded RGB"):

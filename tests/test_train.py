@@ -319,7 +319,8 @@ def test_export_eval_cli_and_train_cli(tmp_path, fast_cpu, capsys):
     assert (out / "best" / "model.safetensors").is_file() and (out / "last.pt").is_file()
     # ddrnet-eval on the model directory (data from the recipe stored in config.json) and on last.pt
     assert eval_cli.main(["--checkpoint", str(out / "final"), "--no-progress", "--amp", "bf16"]) == 0
-    report = json.loads((out / "final" / "eval_train.json").read_text())
+    report = json.loads((out / "final.eval_train.json").read_text())  # beside the model folder, not in it
+    assert not list((out / "final").glob("eval_*"))
     assert report["miou"] == pytest.approx(results["final"]["miou"], abs=1e-9)
     preds = tmp_path / "preds"
     code = eval_cli.main(

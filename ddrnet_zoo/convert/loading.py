@@ -19,27 +19,13 @@ from ..hub.load import from_pretrained
 from ..io import CheckpointError
 from ..layouts import read_checkpoint
 from ..models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
+from ..models.pretrained import is_hub_id, missing_source_error
 from .core import convert_checkpoint
 
 __all__ = ["TRAIN_STATE_FORMAT", "load_model", "load_checkpoint_any", "model_from_train_state"]
 
 TRAIN_STATE_FORMAT = "ddrnet_zoo.train_state.v1"
 """``format`` of a training checkpoint (``last.pt``): ``model`` (weights), ``model_config``, ``config`` (recipe)."""
-
-_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".tar")
-
-
-def _looks_like_repo_id(source: str) -> bool:
-    if source.startswith("hf-hub:"):
-        return True
-    parts = source.split("@", 1)[0].split("/")
-    return (
-        len(parts) == 2
-        and all(parts)
-        and not Path(source).exists()
-        and not source.startswith((".", "~"))
-        and not source.endswith(_CHECKPOINT_SUFFIXES)
-    )
 
 
 def model_from_train_state(
@@ -82,8 +68,10 @@ def load_model(
     ``source`` is one of:
 
     * a Hub repository id: ``ORG/NAME``, ``hf-hub:ORG/NAME``, optionally ``@revision`` (through the
-      Hub cache; unpublished ddrnet_zoo weights fail fast);
-    * a Hub folder (``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes);
+      Hub cache; unpublished ddrnet_zoo weights fail fast). ``ORG/NAME`` is a local path, reported at once
+      if missing, when ``ORG`` is a local folder, ``hub`` or ``runs`` (:func:`~ddrnet_zoo.models.pretrained.is_hub_id`);
+    * a Hub folder (``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes); a training run's
+      folder is refused with the model folders inside it (``best/``, ``final/``);
     * a checkpoint file of any layout (ours, the original release, MMSegmentation; ``.safetensors``
       or ``.pth``), the variant read from the tensor shapes (``dataset`` names classes and palette);
     * a training checkpoint (``last.pt`` of ``ddrnet-train``).
@@ -98,7 +86,7 @@ def load_model(
     src = str(source)
     if not src:
         raise FileNotFoundError("no model given: pass a Hub id (ORG/NAME), a Hub folder or a checkpoint file")
-    if Path(src).is_dir() or _looks_like_repo_id(src):
+    if Path(src).is_dir() or is_hub_id(src) or src.startswith("local-dir:"):
         model = from_pretrained(
             src,
             revision=revision,
@@ -110,6 +98,8 @@ def load_model(
             upsample_logits=upsample_logits,
         )
         return _expected(model, src, model_name, num_classes)
+    if not Path(src).exists():
+        raise missing_source_error(src)  # a path, at once: never tried as a Hub id (models.pretrained.is_hub_id)
     hub_only = {"revision": revision, "cache_dir": cache_dir, "token": token}
     given = sorted(k for k, v in hub_only.items() if v is not None)
     if given or local_files_only:

@@ -119,9 +119,9 @@ class SegmentationDataset(Dataset):
             shown = ", ".join(str(int(v)) for v in bad[:12]) + (" ..." if len(bad) > 12 else "")
             valid = np.flatnonzero(self.label_lut >= 0)
             raise DatasetError(
-                f"{self.name}: label {path} contains values [{shown}] that are neither a class "
-                f"(0..{self.num_classes - 1}) nor the ignore value; valid raw values are "
-                f"{_ranges(valid)}. Fix the labels, or set data.ignore_index / data.label_map in the config."
+                f"{self.name}: label {path} has values [{shown}] of no class: fix the labels, or set "
+                "data.ignore_index / data.label_map\n"
+                f"  classes 0..{self.num_classes - 1} and the ignore value; valid raw values: {_ranges(valid)}"
             )
         return mapped.astype(np.uint8)
 
@@ -258,9 +258,16 @@ def _list_file(root: Path, split: str, what: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
+    have = sorted(f.stem for f in root.glob("*.txt"))
+    todo = (
+        f"(it has {', '.join(have)}): set data.val_split or data.train_split to one of them"
+        if have
+        else "(no list files, *.txt): check data.root, or write the list files (docs/training.md)"
+    )
     raise DatasetError(
-        f"{what}: no list file for split {split!r} (looked for {', '.join(str(c) for c in candidates)}); "
-        "a list file has one 'image label' pair of paths relative to data.root per line"
+        f"{what}: no split {split!r} in {root} {todo}\n"
+        f"  looked for {', '.join(str(c) for c in candidates)}; a list file has one 'image label' pair of paths "
+        "relative to data.root per line"
     )
 
 

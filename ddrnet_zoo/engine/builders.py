@@ -17,6 +17,7 @@ from ..data.transforms import EvalTransform, TrainTransform
 from ..io import read_state_dict
 from ..losses import SegmentationLoss
 from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
+from ..published import WeightsNotPublishedError
 from .export import WEIGHTS_NAME, load_model_weights
 from .preemption import stop_signals_worker_init
 from .schema import ConfigError, TrainConfig
@@ -152,12 +153,19 @@ def build_model(cfg: TrainConfig, info: DatasetInfo) -> DDRNetSegmentation:
     except Exception as e:
         if not pretrained:
             raise
+        unpublished = isinstance(e, WeightsNotPublishedError)
         source = m.backbone_weights or f"the Hugging Face Hub ({m.name}.in1k)"
-        raise ConfigError(
-            f"cannot load the ImageNet backbone weights of {m.name} from {source}: {type(e).__name__}: {e}. "
-            "Offline, download them once or pass model.backbone_weights=<file>; "
-            "model.pretrained_backbone=false trains from scratch (far below the paper's accuracy)"
-        ) from e
+        what = "are not published yet" if unpublished else f"cannot be loaded from {source}"
+        lines = [
+            f"the ImageNet weights of {m.name} {what}: "
+            "set model.backbone_weights=FILE or model.pretrained_backbone=false",
+            "  FILE: the original release's ImageNet file (e.g. DDRNet23s_imagenet.pth, docs/weights.md) as it is, "
+            "or a converted model.safetensors",
+            "  model.pretrained_backbone=false trains from scratch (far below the paper's accuracy)",
+        ]
+        if not unpublished:
+            lines.append(f"  ({type(e).__name__}: " + str(e).replace("\n", "\n  ") + ")")
+        raise ConfigError("\n".join(lines)) from e
     if m.weights:
         path = Path(m.weights)
         if path.is_dir():

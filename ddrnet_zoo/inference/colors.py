@@ -35,8 +35,8 @@ def _check_palette(colours: Any, num_classes: int, what: str) -> np.ndarray:
         raise PaletteError(f"{what}: a palette is a list of [R, G, B] colours in 0-255, got shape {arr.shape}")
     if len(arr) != num_classes:
         raise PaletteError(
-            f"{what} has {len(arr)} colours but the model predicts {num_classes} classes; pass a palette "
-            f"with {num_classes} colours (a JSON file of [R, G, B]) or leave the palette out to use the model's"
+            f"{what} has {len(arr)} colours but the model predicts {num_classes} classes: give {num_classes} colours\n"
+            "  (a JSON file of [R, G, B]), or leave the palette out to use the model's"
         )
     return arr.astype(np.uint8)
 

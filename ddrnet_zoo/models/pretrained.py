@@ -30,7 +30,11 @@ from .variants import relevant_arch, resolve_architecture
 __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "LOCAL_FOLDER_NAMES",
     "HubSource",
+    "is_hub_id",
+    "missing_source_error",
+    "not_a_model_folder_error",
     "open_hub_source",
     "load_state_dict_strict",
     "hub_file",
@@ -40,6 +44,13 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+LOCAL_FOLDER_NAMES = ("hub", "runs")
+"""Folders the tools write models into (``ddrnet-convert ... hub/NAME``, ``ddrnet-train``'s ``runs/NAME``):
+``hub/NAME`` and ``runs/NAME`` are local paths, never Hub ids (``hf-hub:hub/NAME`` for a Hub user of such a name)."""
+
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".tar", ".onnx")
+_RUN_MODELS = ("best", "final")  # the model folders of a ddrnet-train run, in the order to suggest them
 
 _CLASSIFIER_KEYS = ("fc.weight", "fc.bias", "head.classifier.conv.weight", "head.classifier.conv.bias")
 _AUX_CLASSIFIER_KEYS = ("aux_head.classifier.conv.weight", "aux_head.classifier.conv.bias")
@@ -90,9 +101,9 @@ def load_state_dict_strict(
         if cls_keys and keys == cls_keys and not missing and not unexpected:
             k, got, want = next(m for m in mismatched if m[0] in cls_keys)
             raise CheckpointError(
-                f"{source}: wrong class count: the checkpoint has {got[0]} classes, the {what} has {want[0]} "
-                f"({k}: {got} vs {want}). Build the model with num_classes={got[0]}, or fine-tune a new head "
-                "from the backbone weights."
+                f"{source}: wrong class count: the checkpoint has {got[0]} classes, the model {want[0]}: "
+                f"build the model with num_classes={got[0]}\n"
+                f"  ({what}; {k}: {got} vs {want}); or fine-tune a new head from the backbone weights"
             )
         if mismatched:
             problems.append(
@@ -103,24 +114,26 @@ def load_state_dict_strict(
             problems.append(f"missing keys: {_listing(missing)}")
         if unexpected:
             problems.append(f"unexpected keys: {_listing(unexpected)}")
-        hint = ""
+        hint = "keys differ (below)"
         if mismatched:
+            hint = "another variant (below)"
             try:
                 info = read_shapes(state_dict, "ours", source)
                 architecture, a = resolve_architecture(info, None, source)
                 registered = a == relevant_arch(MODEL_ARCHS[architecture], info["task"], a)
-                hint = (
-                    f" The weights are those of a {architecture}{'' if registered else ' (custom)'} "
-                    f"(width {a.width}, depths {list(a.depths)}, {info['num_classes']} classes): a checkpoint for "
-                    "another variant."
+                problems.insert(
+                    0,
+                    f"the weights are those of a {architecture}{'' if registered else ' (custom)'} "
+                    f"(width {a.width}, depths {list(a.depths)}, {info['num_classes']} classes)",
                 )
-            except Exception:  # the hint is a guess; the error below stands without it
-                hint = " The checkpoint is for another variant."
+            except Exception:  # the guess of what the weights are; the error stands without it
+                pass
         elif missing and all(k.startswith("aux_head.") for k in missing) and not unexpected:
-            hint = " The checkpoint has no auxiliary head: build the model with aux_head=False."
+            hint = "the checkpoint has no auxiliary head: build the model with aux_head=False"
         elif unexpected and all(k.startswith("aux_head.") for k in unexpected) and not missing:
-            hint = " The checkpoint has an auxiliary head: build the model with aux_head=True."
-        raise CheckpointError(f"{source}: does not match the {what}: " + "; ".join(problems) + "." + hint)
+            hint = "the checkpoint has an auxiliary head: build the model with aux_head=True"
+        details = "\n".join(f"  {p}" for p in problems)
+        raise CheckpointError(f"{source}: does not match the {what}: {hint}\n{details}")
     if missing or unexpected:
         warnings.warn(
             f"{source}: loaded non-strictly; missing {_listing(missing)}; unexpected {_listing(unexpected)}",
@@ -138,6 +151,72 @@ def load_state_dict_strict(
     model.load_state_dict(state, strict=strict, assign=assign)
 
 
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a Hub repository rather than a local path.
+
+    ``hf-hub:ID`` always does. Otherwise ``ORG/NAME[@REV]`` does when nothing exists at that path and it
+    does not look like a path: no leading ``.``, ``/`` or ``~``, no checkpoint suffix, and ``ORG`` is
+    neither an existing local folder nor one of :data:`LOCAL_FOLDER_NAMES`. A path-like source that does
+    not exist is then reported at once (:func:`missing_source_error`), not looked up on the Hub.
+    """
+    if source.startswith("hf-hub:"):
+        return True
+    parts = source.split("@", 1)[0].split("/")
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not source.startswith((".", "/", "~"))
+        and not source.endswith(_CHECKPOINT_SUFFIXES)
+        and parts[0] not in LOCAL_FOLDER_NAMES
+        and not Path(source).exists()
+        and not Path(parts[0]).is_dir()
+    )
+
+
+def missing_source_error(source: str) -> CheckpointError:
+    """The error for a local model path that does not exist: the first line says so, the next what is there."""
+    path = Path(source).expanduser()
+    lines = [f"no such model folder or file: {source} (give a Hub folder, a checkpoint file or a Hub id ORG/NAME)"]
+    parent = path.parent
+    if not parent.is_dir():
+        lines.append(f"  {parent}/ does not exist either (current folder: {Path.cwd()})")
+    else:
+        near = sorted(p.name + ("/" if p.is_dir() else "") for p in parent.iterdir() if not p.name.startswith("."))
+        shown = ", ".join(near[:8]) + (f", ... ({len(near)} in all)" if len(near) > 8 else "")
+        where = f"the current folder ({Path.cwd()})" if str(parent) == "." else str(parent).rstrip("/") + "/"
+        lines.append(f"  {where} holds: {shown or 'nothing'}")
+    if len(source.split("/")) == 2 and not source.startswith((".", "/", "~")):
+        lines.append(f"  a Hub repository of that name: hf-hub:{source}")
+    return CheckpointError("\n".join(lines))
+
+
+def not_a_model_folder_error(folder: Path) -> CheckpointError:
+    """The error for a folder without ``config.json``; a training run's folder names the models inside it."""
+    if not folder.is_dir():
+        return missing_source_error(str(folder))
+    models = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and (p / CONFIG_NAME).is_file()]
+    models.sort(key=lambda name: (_RUN_MODELS.index(name) if name in _RUN_MODELS else len(_RUN_MODELS), name))
+    if models and models[0] in _RUN_MODELS:
+        what = {"best": "best/ (the best validation mIoU)", "final": "final/ (the last iteration)"}
+        return CheckpointError(
+            f"{folder} is a training run folder, not a model folder: use {folder / models[0]}\n"
+            f"  its models: {', '.join(what.get(m, m + '/') for m in models)}"
+        )
+    if models:
+        return CheckpointError(
+            f"{folder} holds model folders but is not one: use one of them, e.g. {folder / models[0]}\n"
+            f"  its model folders: {', '.join(m + '/' for m in models)}"
+        )
+    if (folder / "last.pt").is_file():
+        return CheckpointError(
+            f"{folder} is a training run without an exported model yet: use its checkpoint {folder / 'last.pt'}"
+        )
+    return CheckpointError(
+        f"{folder}: no {CONFIG_NAME} in this folder: give a Hub folder ({CONFIG_NAME} + {WEIGHTS_NAME})\n"
+        "  other checkpoints: load the file itself, or convert it with ddrnet-convert"
+    )
+
+
 def split_source(source: str, revision: Optional[str]) -> Tuple[Optional[Path], Optional[str], Optional[str]]:
     """(local folder, repo id, revision) of ``source``: a folder, ``local-dir:PATH``, ``hf-hub:ID[@REV]`` or ``ID``."""
     if source.startswith("local-dir:"):
@@ -146,6 +225,8 @@ def split_source(source: str, revision: Optional[str]) -> Tuple[Optional[Path], 
         source = source[len("hf-hub:") :]
     elif Path(source).is_dir():
         return Path(source), None, None
+    elif not is_hub_id(source):
+        raise missing_source_error(source)
     if "@" in source:
         source, rev = source.split("@", 1)
         if revision is not None and revision != rev:
@@ -177,8 +258,10 @@ def hub_file(repo_id: str, filename: str, revision: Optional[str], cache_dir, lo
     except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError) as e:
         where = f"{repo_id}@{revision}" if revision else repo_id
         raise CheckpointError(
-            f"{where}: cannot get {filename} ({type(e).__name__}: {str(e).splitlines()[0]}). Check the repository "
-            "id and revision; offline (HF_HUB_OFFLINE=1) only files already in the Hub cache can be loaded"
+            f"{where}: cannot get {filename} from the Hugging Face Hub: check the repository id, revision and network\n"
+            f"  ({type(e).__name__}: {str(e).splitlines()[0]})\n"
+            "  offline (HF_HUB_OFFLINE=1) only files already in the Hub cache load"
+            + ("" if Path(repo_id).exists() else f"; there is no local folder {repo_id} either")
         ) from e
 
 
@@ -222,6 +305,8 @@ class HubSource:
         if self.folder is not None:
             path = self.folder / filename
             if not path.is_file():
+                if filename == CONFIG_NAME:
+                    raise not_a_model_folder_error(self.folder)
                 raise CheckpointError(
                     f"{self.folder}: no {filename} in this folder (a Hub folder needs {CONFIG_NAME} "
                     f"and {WEIGHTS_NAME}; convert other checkpoints with ddrnet-convert)"
