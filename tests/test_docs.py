@@ -189,9 +189,38 @@ def _cwd(path: Path) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------- python
+# ``print(...)  # OUTPUT`` where OUTPUT starts like a printed literal: what the line prints must begin OUTPUT
+PRINTED_COMMENT = re.compile(r"^\s*print\(.*\)\s+#\s*(?P<shown>[\[({'\"\d-].*?)\s*$")
+
+
 def run_python(block: Block, namespace: Dict[str, Any]) -> None:
-    """Execute a Python block in ``namespace``; tracebacks point at the markdown's lines."""
-    exec(compile("\n" * block.line + block.code, str(block.path), "exec"), namespace)
+    """Execute a Python block in ``namespace``; tracebacks point at the markdown's lines.
+
+    A ``print(...)  # [4, 8, 16, 32]`` line's comment must be what it prints (or begin with it).
+    """
+    printed: Dict[int, List[str]] = {}
+    filename = str(block.path)
+
+    def doc_print(*args: Any, sep: Optional[str] = " ", end: Optional[str] = "\n", file=None, flush=False) -> None:
+        caller = sys._getframe(1)
+        if file is None and caller.f_code.co_filename == filename:
+            printed.setdefault(caller.f_lineno, []).append((" " if sep is None else sep).join(map(str, args)))
+        print(*args, sep=sep, end=end, file=file, flush=flush)
+
+    namespace["print"] = doc_print
+    try:
+        exec(compile("\n" * block.line + block.code, filename, "exec"), namespace)
+    finally:
+        del namespace["print"]
+    for lineno, line in enumerate(block.code.splitlines(), block.line + 1):
+        m = PRINTED_COMMENT.match(line)
+        if not m:
+            continue
+        got = printed.get(lineno)
+        if not got:
+            raise DocError(f"{block.path}:{lineno}: the comment says {m['shown']!r} but the line printed nothing")
+        if not m["shown"].startswith(got[0]):
+            raise DocError(f"{block.path}:{lineno}: the comment says {m['shown']!r} but the line prints {got[0]!r}")
 
 
 # ------------------------------------------------------------------------------------------- shell
@@ -315,10 +344,22 @@ def _pyproject_section(name: str) -> str:
     return m[1] if m else ""
 
 
+PYTORCH_INDEX = "https://download.pytorch.org/whl/"
+
+
 def check_pip(args: List[str], what: str) -> None:
-    """``pip install -e .`` / ``".[extra,...]"``: the extras exist in pyproject.toml."""
+    """``pip install -e .`` / ``".[extra,...]"``: the extras exist in pyproject.toml. ``--index-url`` only
+    for PyTorch's own wheels (``torch``/``torchvision`` from its CPU or CUDA index)."""
     if args[:1] != ["install"]:
         raise DocError(f"{what}: only 'pip install' is checked")
+    if "--index-url" in args:
+        url = args[args.index("--index-url") + 1] if args.index("--index-url") + 1 < len(args) else ""
+        packages = [a for a in args[1:] if not a.startswith("-") and a != url]
+        if not re.fullmatch(re.escape(PYTORCH_INDEX) + r"(cpu|cu\d+)", url) or not packages:
+            raise DocError(f"{what}: --index-url {url!r} is not one of PyTorch's wheel indexes ({PYTORCH_INDEX}cpu)")
+        if set(packages) - {"torch", "torchvision"}:
+            raise DocError(f"{what}: installs {packages} from PyTorch's index; only torch and torchvision are there")
+        return
     extras_known = set(re.findall(r"^(\w+)\s*=", _pyproject_section("project.optional-dependencies"), re.M))
     for token in args[1:]:
         m = re.fullmatch(r"(?:\.|ddrnet_zoo)(?:\[([\w,]*)\])?", token)
@@ -566,6 +607,9 @@ LIES = {
     "missing checkpoint": ("bash", "ddrnet-convert no_such_file.pth --check"),
     "unknown command": ("bash", "frobnicate --all"),
     "unknown pip extra": ("bash", 'pip install -e ".[dev,gpu]"'),
+    "another package from PyTorch's index": ("bash", f"pip install numpy --index-url {PYTORCH_INDEX}cpu"),
+    "another index": ("bash", "pip install torch --index-url https://example.org/simple"),
+    "print comment not the output": ("python", "print([2, 4, 8, 16, 32][1:])  # [2, 4, 8, 16, 32]"),
     "unknown test": ("bash", "pytest tests/test_convert.py -k no_such_test"),
     "unknown recipe field in yaml": ("yaml", "base: smoke_camvid\ndata:\n  no_such_field: 1\n"),
     "broken json": ("json", '{"metric": "mIoU",}'),
