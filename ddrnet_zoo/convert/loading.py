@@ -44,8 +44,9 @@ def model_from_train_state(
         training = dict(config.metadata.get("training") or {})
         training["recipe"] = state["config"]
         config.metadata = {**config.metadata, "training": training}
-    model = DDRNetSegmentation.from_config(config)
-    load_state_dict_strict(model, state["model"], source)
+    with torch.device("meta"):  # no memory until the weights are checked: the config may claim any width
+        model = DDRNetSegmentation.from_config(config)
+    load_state_dict_strict(model, state["model"], source, assign=True)
     return model.to(map_location).eval()
 
 

@@ -75,6 +75,11 @@ class SegmentationConfig:
             self.arch = arch_dict(self.ddrnet_arch())
         if self.context not in CONTEXT_MODULES:
             raise InputError(f"unknown context module {self.context!r}; known: {', '.join(CONTEXT_MODULES)}")
+        for name in ("aux_head", "upsample_logits"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.metadata, dict):
+            raise InputError(f"metadata must be a mapping, got {type(self.metadata).__name__}")
         for name in ("num_classes", "in_chans"):
             value = _positive_int(getattr(self, name))
             if value is None:
