@@ -9,6 +9,7 @@ installed (``apt-get install libtcmalloc-minimal4`` / ``libjemalloc2``), else wi
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 import platform
 import sys
@@ -221,8 +222,6 @@ def wait_until_idle(max_wait: float, threshold: float = 0.1) -> Optional[float]:
 
 def package_version(pkg: str) -> Optional[str]:
     """Installed version of ``pkg`` (None if absent)."""
-    import importlib.metadata as md
-
     try:
         return md.version(pkg)
     except md.PackageNotFoundError:

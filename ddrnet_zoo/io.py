@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Iterator, List, Tuple, Union
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from .errors import DDRNetError, OutputPathError
 
@@ -502,8 +504,6 @@ def check_loaded_tensors(obj: Any, path: PathLike) -> None:
     Tensors that a pickle builds from allowed constructors (``torch.FloatTensor(n)``, meta tensors) rather
     than from the file's own storages are refused before anything touches their memory.
     """
-    import torch
-
     size = Path(path).stat().st_size
     storages: Dict[int, int] = {}
     stack, seen = [obj], 0
@@ -585,9 +585,6 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     if path.suffix == ".safetensors" or is_safetensors(path):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             state_dict = load_file(str(path))
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as e:

@@ -3,6 +3,8 @@ gradient accumulation over the same micro-batches, ranks stay in sync, the confu
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import os
 import socket
@@ -12,9 +14,11 @@ import torch
 import torch.multiprocessing as mp
 from test_data import write_folder_dataset
 from test_train import synthetic_overrides
+from torch.nn.parallel import DistributedDataParallel
 
 from ddrnet_zoo.engine import distributed as dist_utils
 from ddrnet_zoo.engine.config import load_config
+from ddrnet_zoo.engine.step import StepContext, train_step
 from ddrnet_zoo.engine.trainer import Trainer
 from ddrnet_zoo.metrics import ConfusionMatrix, confusion_matrix
 
@@ -105,3 +109,44 @@ def test_two_process_gloo_ddp_matches_gradient_accumulation(tmp_path):
     target, pred = _labels()
     full = confusion_matrix(pred, target, 3)
     assert torch.equal(torch.load(tmp_path / "cm0.pt"), full) and torch.equal(torch.load(tmp_path / "cm1.pt"), full)
+
+
+def _squared_error(out: torch.Tensor, target: torch.Tensor):
+    loss = (out - target).square().mean()
+    return loss, {"loss_main": loss.detach()}
+
+
+def test_train_step_skips_the_all_reduce_through_the_ddp_handle(tmp_path):
+    """Under DDP a step enters ``ddp.no_sync()`` for all but the last micro-batch, also when the module that
+    runs forward is not the DDP wrapper (as a compiled one is not); the result is plain accumulation's."""
+    torch.distributed.init_process_group(
+        "gloo", store=torch.distributed.FileStore(str(tmp_path / "s"), 1), world_size=1, rank=0
+    )
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Conv2d(3, 2, 1)
+        ref = copy.deepcopy(net)
+        ddp = DistributedDataParallel(net)
+        real, entered = ddp.no_sync, []
+
+        @contextlib.contextmanager
+        def no_sync():
+            entered.append(1)
+            with real():
+                yield
+
+        ddp.no_sync = no_sync
+        batches = [{"image": torch.rand(2, 3, 4, 4), "label": torch.rand(2, 2, 4, 4)} for _ in range(3)]
+        results = []
+        for model, handle, params in ((torch.nn.Sequential(ddp), ddp, net), (ref, None, ref)):
+            optimizer = torch.optim.SGD(params.parameters(), lr=0.1)
+            ctx = StepContext(
+                model, _squared_error, optimizer, torch.amp.GradScaler("cpu", enabled=False), 3, ddp=handle
+            )
+            totals = torch.zeros(3)
+            train_step(ctx, iter(batches), totals)
+            results.append((totals, [p.detach().clone() for p in params.parameters()]))
+        assert len(entered) == 2  # micro-batches 1 and 2 of 3; the last one synchronises
+        torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-7)
+    finally:
+        torch.distributed.destroy_process_group()

@@ -388,3 +388,19 @@ def test_model_card_for_classifier(tiny_classifier):
     assert card.data.library_name == "timm" and card.data.pipeline_tag == "image-classification"
     assert f"timm.create_model('hf-hub:{ORG}/tiny-cls', pretrained=True)" in card.content
     assert ddrnet_zoo.__version__
+
+
+def test_torch_hub_local_entry_points():
+    """hubconf.py: torch.hub.load(repo, name, source="local") gives timm's backbones and a segmentation model."""
+    for name in ddrnet_zoo.MODEL_ARCHS:
+        backbone = torch.hub.load(str(REPO), name, source="local", arch=TINY_ARCH_23, num_classes=5)
+        assert isinstance(backbone, ddrnet_zoo.DDRNet) and backbone.pretrained_cfg["architecture"] == name
+        assert backbone.num_classes == 5
+    torch.manual_seed(0)
+    model = torch.hub.load(str(REPO), "ddrnet_segmentation", source="local", num_classes=3, arch=TINY_ARCH_23)
+    torch.manual_seed(0)
+    direct = create_segmentation_model("ddrnet23_slim", num_classes=3, arch=TINY_ARCH_23)
+    assert isinstance(model, ddrnet_zoo.DDRNetSegmentation) and model.config == direct.config
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), direct.eval()(x))

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
+from timm.layers import convert_sync_batchnorm
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -48,7 +49,7 @@ from .optim import PolyLR, build_optimizer
 from .preemption import StopSignals, stop_signals_worker_init
 from .reporting import eval_row, export_run_model, train_row
 from .sampler import TrainSampler
-from .step import train_step
+from .step import StepContext, train_step
 
 __all__ = ["TrainSampler", "Trainer", "train"]
 
@@ -132,8 +133,6 @@ class Trainer:
         self.ddp: Optional[DistributedDataParallel] = None
         if world > 1:
             if cfg.model.sync_bn and self.device.type == "cuda":
-                from timm.layers import convert_sync_batchnorm
-
                 model = convert_sync_batchnorm(model)
             elif cfg.model.sync_bn and self.is_main:
                 self.log.warning(
@@ -437,6 +436,16 @@ class Trainer:
             dynamic_ncols=True,
             leave=False,
         )
+        step_context = StepContext(
+            self.train_model,
+            self.criterion,
+            self.optimizer,
+            self.scaler,
+            t.accum_steps,
+            t.amp,
+            t.channels_last,
+            self.ddp,
+        )
         data = iter(self.loader)
         sums = torch.zeros(3, device=self.device)
         count = 0
@@ -445,18 +454,7 @@ class Trainer:
             step = skip
             while step < steps_in_epoch():
                 lr = self.optimizer.param_groups[0]["lr"]
-                train_step(
-                    self.train_model,
-                    self.criterion,
-                    self.optimizer,
-                    self.scaler,
-                    data,
-                    sums,
-                    t.accum_steps,
-                    t.amp,
-                    t.channels_last,
-                    self.ddp,
-                )
+                train_step(step_context, data, sums)
                 self.scheduler.step()
                 self.iteration += 1
                 step += 1

@@ -13,6 +13,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+with warnings.catch_warnings():
+    # fvcore (last release 2022) applies torch.jit.script to its focal loss at import, which torch deprecates
+    # with a FutureWarning that is neither ours nor the user's to act on; silenced here, its only import
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+
 __all__ = ["count_params", "count_flops"]
 
 
@@ -34,12 +40,6 @@ def count_params(model: nn.Module, exclude_norm: bool = False) -> int:
 
 def count_flops(model: nn.Module, input_size: Sequence[int], exclude_norm: bool = False) -> int:
     """fvcore FLOPs (multiply-adds) of one forward pass in eval mode at ``input_size`` (N, C, H, W)."""
-    with warnings.catch_warnings():
-        # fvcore (last release 2022) applies torch.jit.script to its focal loss at import, which torch deprecates
-        # with a FutureWarning that is neither ours nor the user's to act on; silenced here, its only import
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
-        from fvcore.nn import FlopCountAnalysis
-
     was_training = model.training
     model.eval()
     try:

@@ -392,6 +392,14 @@ class DDRNet(nn.Module):
         """Recompute each stage in the backward pass instead of storing its activations."""
         self.grad_checkpointing = enable
 
+    def _checkpointing(self) -> bool:
+        """Whether this forward recomputes stages in backward: checkpointing on and gradients enabled.
+
+        Call sites keep ``not torch.jit.is_scripting() and`` literally before it: TorchScript skips a branch only
+        on that literal, and ``checkpoint`` cannot be scripted.
+        """
+        return self.grad_checkpointing and torch.is_grad_enabled()
+
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.fc
@@ -439,7 +447,7 @@ class DDRNet(nn.Module):
         if stop == 0:
             return levels, None, None, None
         s = self.stem[1](s)
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self._checkpointing():
             s = checkpoint(self.stage2, s)
         else:
             s = self.stage2(s)
@@ -447,14 +455,14 @@ class DDRNet(nn.Module):
             levels[1] = F.relu(s)
         if stop == 1:
             return levels, None, None, None
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self._checkpointing():
             high = checkpoint(self.stage3, F.relu(s))
         else:
             high = self.stage3(F.relu(s))
         low = high
         aux: Optional[torch.Tensor] = None
         for k, stage in enumerate(self.bilateral_stages):
-            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            if not torch.jit.is_scripting() and self._checkpointing():
                 high, low = checkpoint(stage, high, low)
             else:
                 high, low = stage(high, low)
@@ -464,7 +472,7 @@ class DDRNet(nn.Module):
                     levels[3] = F.relu(low)
         if stop == 2:
             return levels, None, None, aux
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self._checkpointing():
             high = checkpoint(self.high_res_bottleneck, F.relu(high))
             low = checkpoint(self.low_res_bottleneck, F.relu(low))
         else:
@@ -475,7 +483,7 @@ class DDRNet(nn.Module):
         if 4 in take:
             if self.segmentation_mode:
                 levels[4] = F.relu(low)
-            elif self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            elif not torch.jit.is_scripting() and self._checkpointing():
                 levels[4] = F.relu(low + checkpoint(self.final_fusion, F.relu(high)))
             else:
                 levels[4] = F.relu(low + self.final_fusion(F.relu(high)))
@@ -510,7 +518,7 @@ class DDRNet(nn.Module):
             level = pruned
         levels, _, _, _ = self._forward_levels(x, [level], 4 if level == 4 else _position(level))
         x = levels[level]
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self._checkpointing():
             return checkpoint(self.conv_head, x)
         return self.conv_head(x)
 
