@@ -5,6 +5,10 @@
   ``--signal-at`` iterations, then resumed with ``--resume``. Reports the exit status, the seconds from
   the signal to the exit, the iterations lost (logged but not in ``last.pt``), and whether the resumed
   run's final weights equal the straight run's, tensor for tensor.
+- ``preempt-torchrun``: the same for ``torchrun --nproc_per_node 2`` (CPU, gloo): SIGTERM to torchrun alone
+  (``--signal-to torchrun``: Kubernetes signals a container's first process) or to torchrun and its
+  workers (``all``: SLURM signals every process of a job step); resumed under torchrun, compared with an
+  uninterrupted torchrun run.
 - ``dead-worker``: the same under ``torchrun --nproc_per_node 2 --max-restarts 2`` (CPU, gloo): one worker
   is killed with SIGKILL once ``--signal-at`` iterations are logged; torchrun restarts the group, which
   resumes from its last checkpoint by itself. Reports torchrun's exit status, the restarts, the
@@ -160,6 +164,36 @@ def _torchrun(args: argparse.Namespace, out: Path, restarts: int) -> List[str]:
     ]
 
 
+def preempt_torchrun(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
+    env = _env()
+    straight, stopped = work / "ddp_straight", work / "ddp_stopped"
+    subprocess.run(_torchrun(args, straight, 0), env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(_torchrun(args, stopped, 0), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _wait_for(proc, stopped, args.signal_at)
+    sig = signal.Signals[args.signal]
+    targets = [proc.pid] + (_children(proc.pid) if args.signal_to == "all" else [])
+    sent = time.monotonic()
+    for pid in targets:
+        os.kill(pid, sig)
+    output, _ = proc.communicate()
+    exit_s = time.monotonic() - sent
+    logged, saved = _logged(stopped), _checkpoint_iteration(stopped)
+    resumed = subprocess.run(_torchrun(args, stopped, 0) + ["--resume"], env=env, capture_output=True, text=True)
+    lines = [line for line in output.decode().splitlines() if "ddrnet-train: stopped by" in line]
+    return {
+        "signal": f"{sig.name} to {'torchrun and its workers' if args.signal_to == 'all' else 'torchrun'}",
+        "sent_after_iteration": args.signal_at,
+        "torchrun_exit_status": proc.returncode,
+        "seconds_signal_to_exit": round(exit_s, 2),
+        "workers_said": lines[:1],
+        "iterations_logged": logged,
+        "iterations_in_last_pt": saved,
+        "iterations_lost": None if saved is None else logged - saved,
+        "resume_exit_status": resumed.returncode,
+        "final_weights_vs_straight": compare(straight, stopped) if resumed.returncode == 0 else None,
+    }
+
+
 def dead_worker(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     env = _env()
     straight, faulty = work / "ddp_straight", work / "ddp_killed"
@@ -220,13 +254,14 @@ def full_disk(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    p.add_argument("fault", choices=("preempt", "dead-worker", "full-disk"))
+    p.add_argument("fault", choices=("preempt", "preempt-torchrun", "dead-worker", "full-disk"))
     p.add_argument("--config", default="smoke_camvid", help="recipe (ddrnet-train --config)")
     p.add_argument("--data-root", help="dataset folder (data.root)")
     p.add_argument("--set", nargs="*", default=["train.max_iters=40"], metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--signal", default="SIGTERM", help="preempt: the signal to send")
     p.add_argument("--signal-at", type=int, default=13, help="signal / kill once this many iterations are logged")
     p.add_argument("--kill-rank", type=int, default=1, help="dead-worker: the rank to kill")
+    p.add_argument("--signal-to", choices=("torchrun", "all"), default="all", help="preempt-torchrun: who is signalled")
     p.add_argument("--size", default="5m", help="full-disk: tmpfs size")
     p.add_argument("--timeout", type=float, default=600, help="dead-worker: seconds to wait for torchrun")
     p.add_argument("--json", help="also write the report here")
@@ -240,7 +275,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="faults_"))
     try:
-        run = {"preempt": preempt, "dead-worker": dead_worker, "full-disk": full_disk}[args.fault]
+        run = {
+            "preempt": preempt,
+            "preempt-torchrun": preempt_torchrun,
+            "dead-worker": dead_worker,
+            "full-disk": full_disk,
+        }[args.fault]
         report = {"fault": args.fault, "config": args.config, "set": args.set, **run(args, work)}
     finally:
         if args.keep:

@@ -251,9 +251,13 @@ def _count(keys: Sequence[str], prefix: str) -> int:
 
 
 def _shape(sd: Mapping[str, torch.Tensor], key: str, name: str) -> Tuple[int, ...]:
+    """The shape of ``sd[key]``, a convolution or linear weight (2-D or more, no empty dimension)."""
     if key not in sd:
         raise CheckpointError(f"{name}: expected tensor {key!r} is missing; the checkpoint is incomplete")
-    return tuple(sd[key].shape)
+    shape = tuple(sd[key].shape)
+    if len(shape) < 2 or min(shape) < 1:
+        raise CheckpointError(f"{name}: tensor {key!r} has shape {list(shape)}, not a layer's weight: corrupt")
+    return shape
 
 
 def _infer_original(sd: Mapping[str, torch.Tensor], name: str) -> Dict[str, Any]:
