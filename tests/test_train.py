@@ -19,6 +19,7 @@ from ddrnet_zoo.engine import ConfigError, PolyLR, list_configs, load_config, tr
 from ddrnet_zoo.engine.budget import TimeBudget
 from ddrnet_zoo.engine.config import parse_override_args
 from ddrnet_zoo.engine.export import load_model_dir
+from ddrnet_zoo.engine.trainer import Trainer
 from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model_from_config
 
 TINY_ARCH = "{width: 8, depths: [2, 2, 2, 2], head_width: 64, seg_head_width: 16, context_width: 16}"
@@ -250,8 +251,6 @@ def test_tiny_model_overfits_two_camvid_frames(camvid_root, tmp_path, fast_cpu):
     ]
     cfg = load_config("smoke_camvid", overrides)
     # chance level: the untrained model
-    from ddrnet_zoo.engine.trainer import Trainer
-
     trainer = Trainer(cfg)
     before = trainer._evaluate(0)["miou"]
     results = trainer.fit()
@@ -422,16 +421,29 @@ def test_time_budget_ends_the_run_with_evaluation_and_export(tmp_path, fast_cpu)
         "train.checkpoint_interval": 100000,
         "train.eval_interval": 100000,
     }
-    results = train(load_config(None, synthetic_overrides(root, tmp_path / "run", **extra)))
+    cfg = load_config(None, synthetic_overrides(root, tmp_path / "run", **extra))
+    trainer = Trainer(cfg)
+    # a clock of exactly 0.5 s per iteration: the plan is deterministic on any machine and load
+    trainer.budget = TimeBudget(0.2, clock=lambda: 1000.0 + 0.5 * trainer.iteration)
+    results = trainer.fit()
     rows = read_csv(tmp_path / "run" / "train_log.csv")
-    iters = results["iteration"]
-    assert not results["stopped_early"] and 10 < iters < 2 * 100000
+    # 12 s, 3% (0.36 s) kept for the final evaluation: (12 - 0.36) / 0.5 = 23.3 -> 23 iterations
+    assert results["iteration"] == 23 and not results["stopped_early"]
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file() and results["final"] is not None
-    # the schedule spans the planned run: the last learning rates approach 0 (poly decay to the end)
-    assert float(rows[-1]["lr"]) < 0.2 * 0.01 and int(rows[-1]["iteration"]) == iters
+    # the poly schedule spans the planned run: the last step's lr is the poly lr of iteration 22 of 23
+    assert int(rows[-1]["iteration"]) == 23
+    assert float(rows[-1]["lr"]) == pytest.approx(0.01 * (1 - 22 / 23) ** 0.9, rel=1e-6)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    assert state["iteration"] == iters == state["max_iters"]
-    assert 0 < state["seconds_spent"] < 0.2 * 60
+    assert state["iteration"] == 23 == state["max_iters"] and state["seconds_spent"] == pytest.approx(11.5)
     # resuming a finished run keeps its plan
     again = train(load_config(None, synthetic_overrides(root, tmp_path / "run", **extra)), "auto")
-    assert again["already_complete"] and again["iteration"] == iters
+    assert again["already_complete"] and again["iteration"] == 23
+
+
+def test_time_budget_on_the_real_clock_stops_within_it(tmp_path, fast_cpu):
+    root = write_folder_dataset(tmp_path / "data", n=4)
+    extra = {"train.epochs": 100000, "train.time_budget_minutes": 0.1, "train.eval_interval": 100000}
+    results = train(load_config(None, synthetic_overrides(root, tmp_path / "run", **extra)))
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert not results["stopped_early"] and 0 < results["iteration"] == state["max_iters"] < 200000
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
