@@ -39,6 +39,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import torch
+from safetensors.torch import load_file
+
+from ddrnet_zoo.engine.checkpoint import load_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -75,9 +80,6 @@ def _wait_for(proc: subprocess.Popen, out: Path, iteration: int) -> None:
 
 def compare(a: Path, b: Path) -> Dict[str, Any]:
     """Tensor-for-tensor comparison of two ``final/model.safetensors``."""
-    import torch
-    from safetensors.torch import load_file
-
     wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
     equal = [k for k in wa if k in wb and torch.equal(wa[k], wb[k])]
     diff = max(((wa[k].double() - wb[k].double()).abs().max().item() for k in wa if k in wb), default=0.0)
@@ -85,8 +87,6 @@ def compare(a: Path, b: Path) -> Dict[str, Any]:
 
 
 def _checkpoint_iteration(out: Path) -> Optional[int]:
-    from ddrnet_zoo.engine.checkpoint import load_checkpoint  # imported by main() before any run starts
-
     try:
         return int(load_checkpoint(out / "last.pt")["iteration"])
     except Exception as e:  # noqa: BLE001  (reported)
@@ -271,8 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    import ddrnet_zoo.engine.checkpoint  # noqa: F401  (now: importing it mid-run takes seconds, the runs do not wait)
-
     work = Path(tempfile.mkdtemp(prefix="faults_"))
     try:
         run = {

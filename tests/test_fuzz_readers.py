@@ -84,17 +84,17 @@ def test_tensors_not_stored_in_the_file_are_refused(bases, tmp_path):
 
 
 def test_fuzzed_files_give_clean_errors_in_bounded_memory(tmp_path):
-    """150 mutated files (30 of each kind) in a worker process: no other exception, crash or code run."""
+    """100 mutated files (20 of each kind) in a worker process: no other exception, crash or code run."""
     out = tmp_path / "fuzz.json"
     run = subprocess.run(
-        [sys.executable, str(SCRIPT), "--cases", "150", "--seed", "20", "--json", str(out)],
+        [sys.executable, str(SCRIPT), "--cases", "100", "--seed", "20", "--json", str(out)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
     )
     report = json.loads(out.read_text()) if out.is_file() else {}
     assert run.returncode == 0 and report, run.stdout[-3000:] + run.stderr[-3000:]
-    assert report["cases"] == 150 and not report["findings"]
-    assert set(report["results"]) <= {"clean", "loaded"} and report["results"]["clean"] >= 100
+    assert report["cases"] == 100 and not report["findings"]
+    assert set(report["results"]) <= {"clean", "loaded"} and report["results"]["clean"] >= 70
     assert report["peak_rss_above_baseline_mib"] < 256, report["worst_memory_case"]
     print(f"\nfuzz subset: {report['results']}, peak RSS +{report['peak_rss_above_baseline_mib']} MiB")

@@ -35,7 +35,7 @@ from ddrnet_zoo.engine.checkpoint import load_checkpoint
 from ddrnet_zoo.engine.preemption import EXIT_PREEMPTED, parse_signals
 from ddrnet_zoo.engine.trainer import Trainer
 from ddrnet_zoo.hub import from_pretrained, save_pretrained
-from ddrnet_zoo.io import DiskFullError
+from ddrnet_zoo.io import CheckpointError, DiskFullError
 from ddrnet_zoo.models import segmentation as segmentation_module
 
 
@@ -189,6 +189,22 @@ def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(tmp_path):
     r0, r1 = torch.load(tmp_path / "r0.pt"), torch.load(tmp_path / "r1.pt")
     assert r0 == r1 == {"iteration": 3, "signal": "SIGUSR1"}
     assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 3
+
+
+@pytest.mark.usefixtures("fast_cpu")
+def test_a_checkpoint_that_does_not_fit_is_refused_on_resume(straight, tmp_path):
+    """Parts that torch would take and fail on later (an optimizer buffer of another shape, no random states)."""
+    state = torch.load(straight["out"] / "last.pt", weights_only=True)
+    first = next(iter(state["optimizer"]["state"]))
+    state["optimizer"]["state"][first]["momentum_buffer"] = torch.zeros(7)
+    torch.save(state, tmp_path / "a.pt")
+    del state["rng"]
+    torch.save(state, tmp_path / "b.pt")
+    cfg = load_config(None, synthetic_overrides(straight["root"], tmp_path / "run"))
+    with pytest.raises(CheckpointError, match=r"a.pt: its optimizer's momentum_buffer of shape \[7\] does not fit"):
+        Trainer(cfg, resume=str(tmp_path / "a.pt"))
+    with pytest.raises(CheckpointError, match=r"b.pt: a training checkpoint without 'rng': incomplete or corrupt"):
+        Trainer(cfg, resume=str(tmp_path / "b.pt"))
 
 
 # ---------------------------------------------------------------------------------------------- restarts

@@ -194,6 +194,14 @@ class Trainer:
                 f"{path}: its optimizer, LR schedule or GradScaler state does not fit this run "
                 f"({type(e).__name__}: {e}); resume with the config it was written with"
             ) from None
+        for group in self.optimizer.param_groups:  # load_state_dict takes buffers of any shape
+            for param in group["params"]:
+                for name, value in self.optimizer.state.get(param, {}).items():
+                    if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                        raise CheckpointError(
+                            f"{path}: its optimizer's {name} of shape {list(value.shape)} does not fit a "
+                            f"parameter of shape {list(param.shape)}: corrupt, or written by another model"
+                        )
         self.iteration = int(state["iteration"])
         self.best = dict(state["best"])
         self.metrics = state.get("metrics")

@@ -78,6 +78,10 @@ class SegmentationConfig:
         for name in ("aux_head", "upsample_logits"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
+            raise InputError(f"ignore_index must be an integer, got {self.ignore_index!r}")
+        if self.dataset is not None and not isinstance(self.dataset, str):
+            raise InputError(f"dataset must be a name, got {self.dataset!r}")
         if not isinstance(self.metadata, dict):
             raise InputError(f"metadata must be a mapping, got {type(self.metadata).__name__}")
         for name in ("num_classes", "in_chans"):
