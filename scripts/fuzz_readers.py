@@ -25,6 +25,9 @@ bit inside a weight), ``other`` (any other exception: a bug), ``crash`` (the rea
 after reading the valid files once. Usage::
 
     python scripts/fuzz_readers.py --cases 1200 --seed 0 --json fuzz.json
+
+The driver imports only the standard library (it starts and restarts the workers); torch and
+ddrnet_zoo are imported in the functions the workers run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import io
 import json
 import pickle
 import random
+import re
 import resource
 import struct
 import subprocess
@@ -436,7 +440,7 @@ def _pth_legacy(data: bytes, rng: random.Random, canary: Path) -> Tuple[str, byt
         which = rng.randrange(5)
         replacement = rng.choice([pickle.dumps(0, 2), pickle.dumps("x", 2), pickle.dumps(10**12, 2), b"."])
         pickles[which] = replacement
-        return f"pickle #{which} replaced", b"".join(pickles) + rest
+        return f"legacy-pickle #{which} replaced", b"".join(pickles) + rest
     keys = pickle.loads(pickles[4])
     pickles[4] = pickle.dumps(keys + ["999999"] if rng.random() < 0.5 else keys[:-1], 2)
     return "storage keys", b"".join(pickles) + rest
@@ -702,15 +706,25 @@ def fuzz(cases: int, seed: int, timeout: float = 3600.0) -> Dict[str, Any]:
     return summarize(outcomes, min(baselines) if baselines else 0.0, time.monotonic() - started)
 
 
+def _family(mutation: str) -> str:
+    """The kind of a mutation: ``truncate``, ``bitflip``, ``pickle``, ``dtype``, ``zip-bomb``, ..."""
+    head = re.split(r"[@= ]", mutation, maxsplit=1)[0]
+    return {"entry": "zip-entry", "deflated": "zip-entry"}.get(head, head)
+
+
 def summarize(outcomes: List[Outcome], baseline: float, seconds: float) -> Dict[str, Any]:
     by_result = collections.Counter(o.result for o in outcomes)
     by_kind = {k: collections.Counter(o.result for o in outcomes if o.kind == k) for k in KINDS}
     errors = collections.Counter(o.error.split(":", 1)[0] for o in outcomes if o.error)
     peak = max((o.rss_mib for o in outcomes), default=baseline)
     worst = max(outcomes, key=lambda o: o.rss_mib) if outcomes else None
+    families: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for o in outcomes:
+        families[_family(o.mutation)][o.result] += 1
     return {
         "cases": len(outcomes),
         "results": dict(by_result),
+        "by_mutation": {k: dict(v) for k, v in sorted(families.items())},
         "by_kind": {k: dict(v) for k, v in by_kind.items()},
         "error_classes": dict(errors),
         "baseline_rss_mib": round(baseline, 1),
