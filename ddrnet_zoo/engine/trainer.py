@@ -364,6 +364,8 @@ class Trainer:
             try:
                 if self._pending_epoch_end is not None:  # a stop came between an epoch's last step and its end
                     self._end_epoch(self._pending_epoch_end)
+                    if self._saved_iteration != self.iteration:  # last.pt no longer says it is pending
+                        self.save_checkpoint()
                 while self.iteration < self.max_iters:
                     if self._stop_requested(epoch_end=None):
                         stopped = True
