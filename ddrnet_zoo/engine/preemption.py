@@ -87,6 +87,8 @@ class StopSignals:
 
     def agreed(self) -> Optional[str]:
         """The name of a stop signal any process has received, or None (collective under DDP: call it on all)."""
+        if not self.signals:  # none caught (the same config on every process): nothing to agree on
+            return None
         if not dist_utils.is_distributed():
             return self.received.name if self.received is not None else None
         self._flag[0] = int(self.received or 0)
