@@ -117,14 +117,18 @@ def test_stop_signals_config(tmp_path):
 
 
 def test_the_cli_stops_on_sigterm_with_a_checkpoint_and_one_line(tmp_path):
-    """A real ``ddrnet-train`` process, SIGTERM from outside: exit status 75, one line, no traceback, and
-    ``last.pt`` holds every logged iteration."""
+    """A real ``ddrnet-train`` process and its data-loader worker, SIGTERM to both (as SLURM signals every
+    process of a job): exit status 75, one line, no traceback, and ``last.pt`` holds every logged iteration."""
     root = write_folder_dataset(tmp_path / "data", n=4)
     out = tmp_path / "run"
     argv = ["--set", *synthetic_overrides(root, out, **{"train.epochs": 1000, "data.num_workers": 1})]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ddrnet_zoo.train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-m", "ddrnet_zoo.train", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # its own process group, with its loader worker
     )
     try:
         log = out / "train_log.csv"
@@ -132,7 +136,7 @@ def test_the_cli_stops_on_sigterm_with_a_checkpoint_and_one_line(tmp_path):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
         seconds = time.monotonic() - sent
     finally:
