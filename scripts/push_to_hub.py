@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,8 +22,11 @@ from ddrnet_zoo import load_model
 from ddrnet_zoo.convert import convert_checkpoint
 from ddrnet_zoo.convert.cli import _apply_overrides
 from ddrnet_zoo.errors import run_cli
-from ddrnet_zoo.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo.hub import CONFIG_NAME, HUB_FOLDER_FILES, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo.io import atomic_directory
 from ddrnet_zoo.models import DDRNetSegmentation
+
+FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, "README.md")  # a complete Hub folder, as save_pretrained writes it
 
 EPILOG = """\
 examples:
@@ -31,7 +35,7 @@ examples:
   # a Cityscapes model (original .pth with 'model.' prefix), with measured results for the card
   python scripts/push_to_hub.py best_val_smaller.pth --repo-id ddrnet-zoo/ddrnet23_slim.cityscapes \\
       --dataset cityscapes --train-size 1024 1024 --results results.json --flops 1024 2048
-  # upload a folder written earlier with --dry-run
+  # upload a folder written earlier (as written: nothing to change, so its weights and card are kept)
   python scripts/push_to_hub.py hub/ddrnet23_slim.cityscapes --repo-id ddrnet-zoo/ddrnet23_slim.cityscapes
 
 results.json: a list of {"metric": "mIoU", "value": 77.8, "dataset": "cityscapes", "split": "val",
@@ -77,6 +81,12 @@ def _load_results(path: Optional[str]) -> Optional[List[Dict[str, Any]]]:
     return obj
 
 
+def _upload_as_is(args: argparse.Namespace, src: Path) -> bool:
+    """A complete Hub folder with nothing to change is published as written (its weights' dtype and card kept)."""
+    overrides = (args.model, args.num_classes, args.dataset, args.train_size, args.results, args.flops)
+    return src.is_dir() and all((src / n).is_file() for n in FOLDER_FILES) and all(o is None for o in overrides)
+
+
 def build_folder(args: argparse.Namespace, out: Path) -> Path:
     """Convert ``args.src`` and write the Hub folder to ``out``."""
     existing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if (out / n).exists()]
@@ -84,6 +94,13 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
         raise FileExistsError(f"{out} already holds {existing}; pass --force to replace them")
     results = _load_results(args.results)
     src = Path(args.src)
+    if _upload_as_is(args, src):
+        model = load_model(src)  # checks that the folder loads strictly before it is published
+        with atomic_directory(out, replaced=HUB_FOLDER_FILES) as tmp:
+            for name in FOLDER_FILES:
+                shutil.copyfile(src / name, tmp / name)
+        print(f"hub folder:    {out}/ (as written: {', '.join(FOLDER_FILES)}; loads as {type(model).__name__})")
+        return out
     if src.is_file():
         converted = convert_checkpoint(
             src,

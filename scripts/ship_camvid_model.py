@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     passes = iters * batch / 367
     per_class = {n: round(100 * c["iou"], 2) for n, c in fp32["per_class"].items()}
     miou = round(100 * fp32["miou"], 2)
-    command = (
+    commands = args.command or [
         f"ddrnet-train --config {cfg.name} --data.root CAMVID  "
         f"# SegNet-layout CamVid; train.time_budget_minutes={cfg.train.time_budget_minutes:g}"
-    )
+    ]
     table = ["| Class | IoU % |", "|---|---|"] + [f"| {n} | {v:.1f} |" for n, v in per_class.items()]
     about = "\n".join(
         [
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             "Trained with:",
             "",
             "```bash",
-            command,
+            *commands,
             "```",
             "",
             f"Per-class IoU on val (fp32 weights; shipped as {'fp16' if use_fp16 else 'fp32'}, val mIoU "
@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             "passes_over_train": round(passes, 1),
             "training_minutes_excluding_evaluation": round(train_minutes, 1),
             "run_minutes": round(run_minutes, 1),
+            "commands": commands,
             "median_images_per_s": round(sorted(imgs)[len(imgs) // 2], 2),
             "eval_curve": [
                 {"iteration": int(r["iteration"]), "miou": round(100 * float(r["miou"]), 2)} for r in eval_rows
@@ -210,6 +211,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--source", help="the model folder to ship (default RUN/final)")
     p.add_argument("--output", default="weights/ddrnet23_slim.camvid")
     p.add_argument("--docs", default="docs/assets/camvid_cpu")
+    p.add_argument(
+        "--command",
+        action="append",
+        help="a command line that trained the run, for the card (repeat for a run resumed in several sittings; "
+        "default: the run's config as one command)",
+    )
     p.add_argument("--fp16-tolerance", type=float, default=0.1, help="mIoU points fp16 weights may lose (0.1)")
     args = p.parse_args(argv)
     return run_cli("ship_camvid_model", lambda: run(args))

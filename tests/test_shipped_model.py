@@ -75,3 +75,19 @@ def test_readme_first_command_segments_the_bundled_frames(tmp_path):
     for name in frames:
         assert name in proc.stdout
     assert "ms per frame" in proc.stdout and str(out / "overlay") in proc.stdout and "pixels right" in proc.stdout
+
+
+def test_push_to_hub_publishes_the_shipped_folder_as_written(tmp_path):
+    """``push_to_hub.py --dry-run`` on the shipped folder: loads it strictly, keeps its fp16 weights and card."""
+    out = tmp_path / "hub"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "push_to_hub.py"), str(SHIPPED), "--repo-id", "org/x", "--dry-run",
+         "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing uploaded" in proc.stdout
+    for name in ("model.safetensors", "config.json", "README.md"):
+        assert (out / name).read_bytes() == (SHIPPED / name).read_bytes(), name
