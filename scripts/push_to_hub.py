@@ -23,6 +23,7 @@ from ddrnet_zoo.convert.cli import _apply_overrides
 from ddrnet_zoo.errors import run_cli
 from ddrnet_zoo.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
 from ddrnet_zoo.models import DDRNetSegmentation
+from ddrnet_zoo.models.pretrained import build_with_weights
 
 EPILOG = """\
 examples:
@@ -93,7 +94,7 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
             config_overrides={"train_size": tuple(args.train_size)} if args.train_size else None,
         )
         print(converted.summary())
-        model = converted.create_model()
+        model = build_with_weights(lambda: converted.meta_model, converted.state_dict, str(src))
     else:
         model = load_model(src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):

@@ -9,7 +9,7 @@ models), ``evaluator``, ``optim``, ``checkpoint``, ``distributed``, ``logger``, 
 from .checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict, list_configs, load_config
 from .evaluator import PredictionWriter, build_eval_loader, evaluate
-from .export import load_model_dir, save_model_dir
+from .export import save_model_dir
 from .optim import PolyLR, build_optimizer
 from .sampler import TrainSampler
 from .trainer import Trainer, train
@@ -31,7 +31,6 @@ __all__ = [
     "load_checkpoint",
     "unwrap_model",
     "save_model_dir",
-    "load_model_dir",
     "PolyLR",
     "build_optimizer",
 ]

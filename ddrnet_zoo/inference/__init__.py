@@ -17,7 +17,7 @@ from .files import find_images
 from .fold import FoldReport, batchnorm_names, fold_batchnorm, max_relative_error
 from .graph_export import export_onnx, export_program, export_torchscript, verify_onnx
 from .onnx_model import OnnxSegmentationModel, load_onnx_model
-from .predict import Predictor, VideoSummary, load_segmentation_model
+from .predict import Predictor, VideoSummary
 from .quantize import Agreement, calibration_images, compare_onnx, quantize_onnx
 from .runtime import InferenceModel, InferenceOptions, optimize_for_inference
 from .tta import PAPER_SCALES, segment_logits
@@ -41,7 +41,6 @@ __all__ = [
     "PaletteError",
     "colorize",
     "find_images",
-    "load_segmentation_model",
     "overlay",
     "read_image",
     "resolve_palette",

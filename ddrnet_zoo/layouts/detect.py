@@ -185,7 +185,7 @@ def read_checkpoint(path: PathLike) -> CheckpointContents:
     """
     path = Path(path)
     if not path.is_file():
-        hint = " (a directory: pass its model.safetensors, or load it with ddrnet_zoo.hub.from_pretrained)"
+        hint = " (a directory: pass its model.safetensors, or load it with ddrnet_zoo.load_model)"
         raise CheckpointError(f"checkpoint file not found: {path}{hint if path.is_dir() else ''}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (an interrupted download or copy?)")

@@ -1,6 +1,5 @@
 """DDRNet models: timm backbones and segmentation models."""
 
-from .card import build_model_card
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, DAPPM, PPM, ContextProjection, build_context
 from .counting import count_flops, count_params
@@ -25,7 +24,6 @@ from .spec import ModelSpec, infer_model_spec
 
 __all__ = [
     "ModelSpec",
-    "build_model_card",
     "checkpoint_filter_fn",
     "count_flops",
     "count_params",
