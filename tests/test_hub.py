@@ -261,6 +261,19 @@ def test_bad_folders_give_clear_errors(tmp_path):
         load_model(tmp_path / "empty")
 
 
+def test_what_is_expected_is_checked_from_the_config_before_the_weights(tmp_path):
+    folder = save_pretrained(tiny_seg_model(num_classes=3), tmp_path / "hub", model_card=False)
+    (folder / "model.safetensors").unlink()  # only config.json can answer now
+    with pytest.raises(CheckpointError, match="wrong class count: the model has 3 classes, 5 expected"):
+        load_model(folder, num_classes=5)
+    with pytest.raises(CheckpointError, match="holds a ddrnet23_slim, not a ddrnet39"):
+        load_model(folder, model_name="ddrnet39")
+    with pytest.raises(CheckpointError, match="holds a segmentation model, not a classification model"):
+        load_model(folder, task="classification")
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors in this folder"):
+        load_model(folder, model_name="ddrnet23_slim", num_classes=3, task="segmentation")
+
+
 def test_save_refuses_a_config_that_does_not_describe_the_model(tmp_path):
     model = tiny_seg_model()
     wrong = SegmentationConfig.from_dict({**model.config.to_dict(), "num_classes": 19})

@@ -15,11 +15,11 @@ from test_fold import randomise_batchnorm
 
 import ddrnet_zoo
 from ddrnet_zoo import create_segmentation_model
+from ddrnet_zoo.data.images import ImageReadError
 from ddrnet_zoo.data.meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID
 from ddrnet_zoo.hub import save_pretrained
 from ddrnet_zoo.inference import (
     PAPER_SCALES,
-    ImageReadError,
     PaletteError,
     Predictor,
     colorize,
@@ -160,7 +160,7 @@ def test_error_is_not_printed_inside_the_progress_bar(model_dir, tmp_path, capsy
 
 
 def test_truncated_image_is_a_clear_error(tmp_path):
-    from ddrnet_zoo.inference import read_image
+    from ddrnet_zoo.data import read_image
 
     path = tmp_path / "cut.png"
     buf = tmp_path / "full.png"

@@ -6,11 +6,10 @@ Modules by job: :mod:`.tta` (multi-scale/flip logits), :mod:`.fold` (BatchNorm f
 :mod:`.files` (inputs and output names), :mod:`.onnx_model` (ONNX files in onnxruntime),
 :mod:`.quantize` (INT8 quantization of ONNX exports), :mod:`.video` (video in and out, PyAV),
 :mod:`.colors` (palettes, masks, overlays), :mod:`.writer` (background output writing) and
-:mod:`.predict` (the :class:`Predictor` and model loading). Image decoding is
-:func:`ddrnet_zoo.data.read_image`; devices and precisions are :mod:`ddrnet_zoo.device`.
+:mod:`.predict` (the :class:`Predictor`). Image decoding is
+:func:`ddrnet_zoo.data.read_image` (and its ``ImageReadError``); devices and precisions are :mod:`ddrnet_zoo.device`.
 """
 
-from ..data.images import ImageReadError, read_image
 from ..device import PRECISIONS, precision_dtype, resolve_device
 from .colors import PaletteError, colorize, overlay, resolve_palette
 from .files import find_images
@@ -37,12 +36,10 @@ __all__ = [
     "precision_dtype",
     "resolve_device",
     "Predictor",
-    "ImageReadError",
     "PaletteError",
     "colorize",
     "find_images",
     "overlay",
-    "read_image",
     "resolve_palette",
     "export_onnx",
     "export_program",

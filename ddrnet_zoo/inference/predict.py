@@ -43,29 +43,15 @@ from ..data.transforms import normalize
 from ..device import canonical_precision
 from ..errors import InputError
 from ..io import atomic_directory, atomic_path
-from .colors import PaletteError, colorize, label_image, overlay, resolve_palette
-from .files import IMAGE_EXTENSIONS, OUTPUT_KINDS, ImageSource, find_images
+from .colors import colorize, label_image, overlay, resolve_palette
+from .files import OUTPUT_KINDS, ImageSource, find_images
 from .onnx_model import OnnxSegmentationModel
 from .runtime import InferenceModel, optimize_for_inference
 from .tta import segment_logits
 from .video import VideoWriter, probe_video, read_frames
 from .writer import OutputWriter, PredictionSummary
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "OUTPUT_KINDS",
-    "ImageReadError",
-    "PaletteError",
-    "ImageSource",
-    "PredictionSummary",
-    "VideoSummary",
-    "Predictor",
-    "find_images",
-    "read_image",
-    "resolve_palette",
-    "colorize",
-    "overlay",
-]
+__all__ = ["VideoSummary", "Predictor"]
 
 PathLike = Union[str, os.PathLike]
 

@@ -1,5 +1,6 @@
 """DDRNet models: timm backbones and segmentation models."""
 
+from ..constants import AUX_LOSS_WEIGHT
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, DAPPM, PPM, ContextProjection, build_context
 from .counting import count_flops, count_params
@@ -14,7 +15,6 @@ from .ddrnet import (
 )
 from .pretrained import load_state_dict_strict
 from .segmentation import (
-    AUX_LOSS_WEIGHT,
     DDRNetSegmentation,
     SegmentationHead,
     create_segmentation_model,

@@ -19,7 +19,6 @@ from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE
 from safetensors.torch import save_file
 from torch import nn
 
-from ..constants import AUX_LOSS_WEIGHT
 from ..errors import InputError
 from ..io import read_state_dict
 from .config import SegmentationConfig
@@ -33,7 +32,6 @@ __all__ = [
     "DDRNetSegmentation",
     "create_segmentation_model",
     "create_segmentation_model_from_config",
-    "AUX_LOSS_WEIGHT",
 ]
 
 
