@@ -46,6 +46,23 @@ def test_legacy_folder_keeps_its_dataset_metadata():
     assert model.config.dataset == "toy"
 
 
+def test_legacy_folder_through_the_mixins_from_pretrained():
+    """huggingface_hub's own entry point reads the same folder to the same model."""
+    model = ddrnet_zoo.DDRNetSegmentation.from_pretrained(FOLDER)
+    with torch.no_grad():
+        torch.testing.assert_close(model(probe_input()), ddrnet_zoo.load_model(FOLDER)(probe_input()))
+    assert model.config.class_names == ["road", "car", "tree", "sky"]
+
+
+def test_the_mixins_save_pretrained_writes_a_folder_load_model_reads(tmp_path):
+    model = ddrnet_zoo.load_model(FOLDER)
+    model.save_pretrained(tmp_path / "mixin")  # huggingface_hub's own method: config.json is model.config
+    again = ddrnet_zoo.load_model(tmp_path / "mixin")
+    assert again.config == model.config
+    with torch.no_grad():
+        torch.testing.assert_close(again(probe_input()), model(probe_input()), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kwargs", [{"num_classes": 19}, {"model_name": "ddrnet23"}])
 def test_legacy_folder_checked_against_what_is_expected(kwargs):
     with pytest.raises(ddrnet_zoo.errors.DDRNetError):

@@ -223,6 +223,17 @@ class DDRNetSegmentation(
                 f"aux_head={config.aux_head}) does not describe this model; differing tensors: {diff[:8]}"
             )
 
+    @property
+    def _hub_mixin_config(self) -> Optional[Dict[str, Any]]:
+        """What the mixin's ``save_pretrained`` / ``push_to_hub`` write as ``config.json``: ``model.config``."""
+        config = self.__dict__.get("config")
+        return None if config is None else config.to_dict()
+
+    @_hub_mixin_config.setter
+    def _hub_mixin_config(self, value: Any) -> None:
+        # the mixin records __init__'s arguments here before __init__ runs; model.config is the record
+        pass
+
     def _save_pretrained(self, save_directory: Path) -> None:
         """The mixin's hook: the weights, as own contiguous CPU tensors (shared storage cannot be saved)."""
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
@@ -241,7 +252,8 @@ class DDRNetSegmentation(
         config: Optional[Union[SegmentationConfig, Dict[str, Any]]] = None,
         map_location: Union[str, torch.device] = "cpu",
         strict: bool = True,
-        **model_kwargs: Any,
+        upsample_logits: Optional[bool] = None,
+        **init_kwargs: Any,
     ) -> DDRNetSegmentation:
         """The mixin's hook behind its ``from_pretrained``: build from ``config`` and load the weights strictly.
 
@@ -252,6 +264,15 @@ class DDRNetSegmentation(
             config = SegmentationConfig.from_dict(config)
         if not isinstance(config, SegmentationConfig):
             raise InputError(f"{model_id}: no ddrnet_zoo config.json there; load the model with ddrnet_zoo.load_model")
+        # the mixin passes the config's values of __init__'s arguments again: they must agree with it
+        unknown = sorted(set(init_kwargs) - {"num_classes", "context", "aux_head"})
+        if unknown:
+            raise InputError(f"unexpected arguments {unknown}; the model is built from {model_id}'s config.json")
+        differing = {k: v for k, v in init_kwargs.items() if getattr(config, k) != v}
+        if differing:
+            raise InputError(f"{model_id} holds a model with other {sorted(differing)} than {differing}")
+        if upsample_logits is not None:
+            config.upsample_logits = upsample_logits
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, SAFETENSORS_SINGLE_FILE)
         else:
@@ -265,7 +286,7 @@ class DDRNetSegmentation(
                 token=token,
             )
         return build_with_weights(
-            lambda: cls.from_config(config, **model_kwargs), read_state_dict(weights), weights, map_location, strict
+            lambda: cls.from_config(config), read_state_dict(weights), weights, map_location, strict
         )
 
     def forward(
