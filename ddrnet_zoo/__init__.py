@@ -12,7 +12,6 @@ from .models import (
     SegmentationConfig,
     create_ddrnet,
     create_segmentation_model,
-    create_segmentation_model_from_config,
 )
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "create_ddrnet",
     "SegmentationConfig",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
     "load_model",
     "push_to_hub",
     "save_pretrained",

@@ -18,7 +18,6 @@ from .segmentation import (
     DDRNetSegmentation,
     SegmentationHead,
     create_segmentation_model,
-    create_segmentation_model_from_config,
 )
 from .spec import ModelSpec, infer_model_spec
 
@@ -38,7 +37,6 @@ __all__ = [
     "DDRNetSegmentation",
     "SegmentationHead",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
     "SegmentationConfig",
     "MODEL_ARCHS",
     "DDRNet",

@@ -31,7 +31,6 @@ __all__ = [
     "SegmentationHead",
     "DDRNetSegmentation",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
 ]
 
 
@@ -353,11 +352,3 @@ def create_segmentation_model(
     return DDRNetSegmentation.from_config(
         config, pretrained_backbone=pretrained_backbone, backbone_name=model_name, **backbone_kwargs
     )
-
-
-def create_segmentation_model_from_config(config: SegmentationConfig, **backbone_kwargs) -> DDRNetSegmentation:
-    """Build the (randomly initialised) model described by ``config``; ``model.config`` is ``config``.
-
-    Same as :meth:`DDRNetSegmentation.from_config`.
-    """
-    return DDRNetSegmentation.from_config(config, **backbone_kwargs)
