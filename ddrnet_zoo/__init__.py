@@ -1,8 +1,8 @@
 """ddrnet_zoo: DDRNet for timm — backbones, segmentation models, weights, training and deployment."""
 
 from ._version import __version__
-from .convert import load_checkpoint_any, load_model
-from .hub import from_pretrained, push_to_hub, save_pretrained
+from .convert import load_model
+from .hub import push_to_hub, save_pretrained
 from .models import (
     MODEL_ARCHS,
     DDRNet,
@@ -12,7 +12,6 @@ from .models import (
     SegmentationConfig,
     create_ddrnet,
     create_segmentation_model,
-    create_segmentation_model_from_config,
 )
 
 __all__ = [
@@ -24,9 +23,6 @@ __all__ = [
     "create_ddrnet",
     "SegmentationConfig",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
-    "from_pretrained",
-    "load_checkpoint_any",
     "load_model",
     "push_to_hub",
     "save_pretrained",

@@ -26,15 +26,16 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from .convert import load_model, model_from_train_state
+from .convert import load_model
 from .device import canonical_precision
 from .engine import distributed as dist_utils
 from .engine.builders import build_eval_dataset, build_model
 from .engine.checkpoint import CHECKPOINT_FORMAT
 from .engine.config import ConfigError, TrainConfig, config_from_dict, load_config, parse_override_args
 from .engine.evaluator import PredictionWriter, build_eval_loader, evaluate
-from .engine.export import CONFIG_NAME, load_model_weights
+from .engine.export import load_model_weights
 from .errors import run_cli
+from .hub.source import CONFIG_NAME, missing_source_error, not_a_model_folder_error
 from .inference.onnx_model import OnnxSegmentationModel, is_onnx_file, load_onnx_model
 from .inference.tta import PAPER_SCALES
 from .io import (
@@ -47,10 +48,9 @@ from .io import (
 )
 from .metrics import format_metrics_table, to_jsonable
 from .models import DDRNetSegmentation, SegmentationConfig
-from .models.pretrained import missing_source_error, not_a_model_folder_error
 from .text import plural
 
-__all__ = ["build_parser", "load_for_eval", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_for_eval(
+def _load_for_eval(
     checkpoint: Path, config: Optional[str] = None, overrides: Tuple[str, ...] = ()
 ) -> Tuple[Union[DDRNetSegmentation, OnnxSegmentationModel], TrainConfig]:
     """The model stored at ``checkpoint`` and the config describing its data (see the module doc).
@@ -113,7 +113,7 @@ def load_for_eval(
     if checkpoint.suffix in (".pt", ".pth", ".bin"):
         state = torch_load_safe(checkpoint)
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-            model = model_from_train_state(state, str(checkpoint))  # load_model's loader for training checkpoints
+            model = load_model(checkpoint, task="segmentation")  # it keeps the recipe in the config's metadata
             return model, _data_config(config, overrides, state["config"], model.config)
         weights = state_dict_from(state, checkpoint)  # read once: a bare weights file
     # a bare weights file: the config describes the model
@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace, overrides: Tuple[str, ...]) -> int:
     if args.save_predictions:
         check_output_dir(args.save_predictions, "predictions folder")
     ckpt = Path(args.checkpoint)
-    model, cfg = load_for_eval(ckpt, args.config, overrides)
+    model, cfg = _load_for_eval(ckpt, args.config, overrides)
     dropped = _drop_recipe_max_samples(cfg, overrides)
     info = dist_utils.init_distributed(args.device or cfg.train.device)
     split = args.split or cfg.data.val_split or "val"

@@ -32,6 +32,7 @@ from typing import List, Optional, Tuple
 from tqdm import tqdm
 
 from .constants import DEFAULT_MEAN, DEFAULT_STD
+from .convert import load_model
 from .errors import InputError, run_cli
 from .inference.graph_export import (
     DEFAULT_VERIFY_SIZES,
@@ -41,7 +42,6 @@ from .inference.graph_export import (
     export_program,
     export_torchscript,
 )
-from .inference.predict import load_segmentation_model
 from .inference.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION_COUNT,
@@ -145,8 +145,12 @@ def _load(args: argparse.Namespace):
         return create_segmentation_model(args.model_name, num_classes=args.num_classes).eval()
     if not args.model:
         raise InputError("pass --model (Hub id, Hub folder or checkpoint), or --random-init with --architecture")
-    return load_segmentation_model(
-        args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
+    return load_model(
+        args.model,
+        model_name=args.model_name,
+        num_classes=args.num_classes,
+        task="segmentation",
+        dataset=args.dataset,
     )
 
 

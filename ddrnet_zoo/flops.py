@@ -27,8 +27,6 @@ from .models.counting import count_flops, count_params
 __all__ = [
     "PAPER_COMPLEXITY",
     "ComplexityRow",
-    "count_params",
-    "count_flops",
     "measure_complexity",
     "paper_complexity_table",
     "paper_complexity_rows",

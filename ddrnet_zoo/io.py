@@ -27,7 +27,7 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Iterator, List, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from safetensors import SafetensorError
@@ -545,21 +545,72 @@ def check_state_dict_tensors(state_dict: Dict[str, Any], path: PathLike) -> None
             )
 
 
-def torch_load_safe(path: PathLike) -> Any:
+# Objects that training frameworks pickle into checkpoint *metadata* (never into the weights):
+# mmengine's message hub (HistoryBuffer), numpy arrays/scalars of logged values. When
+# ``torch.load(weights_only=True)`` refuses only these, they may be replaced by inert placeholders
+# that run no code (:func:`torch_load_safe` with ``metadata_placeholders``).
+METADATA_GLOBAL_PREFIXES = ("mmengine.", "mmcv.", "numpy.")
+
+
+class _MetadataPlaceholder:
+    """Stands in for a refused metadata object: accepts any constructor arguments and state, does nothing."""
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<placeholder for {self._name}>"
+
+
+def torch_load_safe(path: PathLike, metadata_placeholders: Optional[List[str]] = None) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: no pickled code runs, memory bounded by the file.
 
-    Raises :class:`CheckpointError` naming the file when it cannot be read that way (see
-    :func:`check_torch_file` and :func:`check_loaded_tensors`).
+    With a list ``metadata_placeholders``, metadata-only classes that ``weights_only`` refuses
+    (:data:`METADATA_GLOBAL_PREFIXES`) are replaced by inert placeholders and their names appended to
+    the list; any other refused class is an error. Raises :class:`CheckpointError` naming the file when
+    it cannot be read safely (see :func:`check_torch_file` and :func:`check_loaded_tensors`).
     """
     check_torch_file(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for bad/unsafe pickles
-        raise CheckpointError(
-            f"{path}: cannot be read safely with torch.load(weights_only=True) "
-            f"(truncated, corrupt, or it contains pickled code): {e}"
-        ) from None
+    except Exception as first_error:  # torch raises several types for bad/unsafe pickles
+        obj = _load_with_placeholders(path, first_error, metadata_placeholders)
     check_loaded_tensors(obj, path)
+    return obj
+
+
+def _load_with_placeholders(path: PathLike, first_error: Exception, placeholders: Optional[List[str]]) -> Any:
+    try:
+        refused = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:
+        refused = []
+    if not refused:
+        raise CheckpointError(
+            f"{path}: cannot be read safely with torch.load(weights_only=True) (truncated or corrupt?): {first_error}"
+        ) from None
+    unsafe = [g for g in refused if placeholders is None or not g.startswith(METADATA_GLOBAL_PREFIXES)]
+    if unsafe:
+        raise CheckpointError(
+            f"{path}: refused: it holds pickled objects that are not weights; if you trust it, re-save only "
+            "its state dict\n"
+            f"  the objects: {', '.join(unsafe)} (torch.load(weights_only=True) will not execute them, nor will "
+            "ddrnet_zoo)\n"
+            "  re-save in the environment that created it: torch.save(obj['state_dict'], ...), or convert it "
+            "to safetensors"
+        ) from None
+    stand_ins = [(type(name.rsplit(".", 1)[-1], (_MetadataPlaceholder,), {"_name": name}), name) for name in refused]
+    try:
+        with torch.serialization.safe_globals(stand_ins):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot be read safely with torch.load(weights_only=True): {e}") from None
+    placeholders.extend(refused)
     return obj
 
 

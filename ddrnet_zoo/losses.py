@@ -32,15 +32,7 @@ from torch import nn
 
 from .constants import AUX_LOSS_WEIGHT, IGNORE_INDEX
 
-__all__ = [
-    "IGNORE_INDEX",
-    "OHEM_THRESH",
-    "OHEM_MIN_KEPT",
-    "cross_entropy",
-    "ohem_cross_entropy",
-    "SegmentationLoss",
-    "LOSS_TYPES",
-]
+__all__ = ["OHEM_THRESH", "OHEM_MIN_KEPT", "cross_entropy", "ohem_cross_entropy", "SegmentationLoss", "LOSS_TYPES"]
 
 OHEM_THRESH = 0.9
 """Default OHEM probability threshold (HRNet/DDRNet configs ``OHEMTHRES``, MMSegmentation ``thres``)."""

@@ -24,16 +24,17 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from .convert import load_model
 from .device import PRECISIONS, resolve_device
 from .errors import InputError, run_cli
+from .hub.card import is_smoke_test
 from .inference.files import OUTPUT_KINDS, VIDEO_OUTPUTS
 from .inference.onnx_model import is_onnx_file, load_onnx_model
-from .inference.predict import Predictor, load_segmentation_model
+from .inference.predict import Predictor
 from .inference.runtime import COMPILE_MODES
 from .inference.tta import PAPER_SCALES
 from .inference.video import VIDEO_EXTENSIONS, VideoError, VideoInfo, probe_video, split_videos
 from .io import check_output_dir
-from .models.card import is_smoke_test
 from .text import plural
 
 __all__ = ["build_parser", "main"]
@@ -124,8 +125,12 @@ def run(args: argparse.Namespace) -> int:
     if is_onnx_file(args.model):
         model = _load_onnx(args, device)
     else:
-        model = load_segmentation_model(
-            args.model, model_name=args.model_name, num_classes=args.num_classes, dataset=args.dataset
+        model = load_model(
+            args.model,
+            model_name=args.model_name,
+            num_classes=args.num_classes,
+            task="segmentation",
+            dataset=args.dataset,
         )
     if is_smoke_test(getattr(model, "config", None)):
         print(

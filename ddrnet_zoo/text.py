@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
-__all__ = ["plural"]
+__all__ = ["listing", "plural"]
 
 
 def plural(count: int, noun: str, plural_noun: Optional[str] = None) -> str:
@@ -13,3 +13,10 @@ def plural(count: int, noun: str, plural_noun: Optional[str] = None) -> str:
     ``plural_noun`` is the plural when it is not ``noun + "s"`` (``plural(n, "BN remains", "BNs remain")``).
     """
     return f"{count} {noun if count == 1 else (plural_noun or noun + 's')}"
+
+
+def listing(items: Sequence[Any], limit: int = 12) -> str:
+    """The first ``limit`` of ``items``, comma-separated, with the total when some are left out."""
+    items = list(items)
+    shown = ", ".join(str(i) for i in items[:limit])
+    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown

@@ -25,6 +25,7 @@ from ddrnet_zoo.errors import run_cli
 from ddrnet_zoo.hub import CONFIG_NAME, HUB_FOLDER_FILES, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
 from ddrnet_zoo.io import atomic_directory
 from ddrnet_zoo.models import DDRNetSegmentation
+from ddrnet_zoo.models.pretrained import build_with_weights
 
 FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, "README.md")  # a complete Hub folder, as save_pretrained writes it
 
@@ -110,7 +111,7 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
             config_overrides={"train_size": tuple(args.train_size)} if args.train_size else None,
         )
         print(converted.summary())
-        model = converted.create_model()
+        model = build_with_weights(lambda: converted.meta_model, converted.state_dict, str(src))
     else:
         model = load_model(src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):

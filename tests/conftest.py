@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from huggingface_hub import constants
 
 from ddrnet_zoo.models import DDRNetArch
+from ddrnet_zoo.models.pretrained import build_with_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDRNET_SHARED", REPO.parent / "shared"))
@@ -21,6 +23,11 @@ TINY_ARCH_23 = DDRNetArch(width=8, depths=(2, 2, 2, 2), head_width=64, seg_head_
 TINY_ARCH_39 = DDRNetArch(
     width=8, depths=(3, 4, 6, 3), conv4_fusions=2, head_width=64, seg_head_width=32, context_width=16
 )
+
+
+def model_of(converted):
+    """The model of a conversion with its weights, as ``load_model`` builds it (from a copy of its meta model)."""
+    return build_with_weights(lambda: copy.deepcopy(converted.meta_model), converted.state_dict, converted.source)
 
 
 def pytest_addoption(parser):

@@ -162,3 +162,43 @@ def test_no_import_circle():
     for node in sorted(graph):
         if node not in state:
             walk(node)
+
+
+def _all_and_defined(path: Path) -> Tuple[List[str], Set[str]]:
+    """A module's ``__all__`` and the names its top level defines (functions, classes, assignments)."""
+    exported: List[str] = []
+    defined: Set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Name):
+                defined.add(target.id)
+                if target.id == "__all__":
+                    exported = [ast.literal_eval(e) for e in node.value.elts]
+    return exported, defined
+
+
+def test_a_module_exports_only_what_it_defines():
+    """Re-exports are the packages' faces (``__init__``), never another module's ``__all__``."""
+    foreign = {}
+    for module, path in MODULES.items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        exported, defined = _all_and_defined(path)
+        if set(exported) - defined:
+            foreign[module] = sorted(set(exported) - defined)
+    assert foreign == {}, f"names exported by a module that does not define them: {foreign}"
+
+
+def test_public_names_have_one_package_face_below_the_facade():
+    """A name is re-exported by at most one subpackage ``__init__`` (the top-level facade aside)."""
+    faces: Dict[str, List[str]] = {}
+    for module, path in MODULES.items():
+        if path.name == "__init__.py" and module != FACADE:
+            for name in _all_and_defined(path)[0]:
+                faces.setdefault(name, []).append(module)
+    assert {n: m for n, m in faces.items() if len(m) > 1} == {}

@@ -216,7 +216,7 @@ calls = {
     "timm": lambda: timm.create_model("ddrnet23_slim", pretrained=True),
     "timm_tag": lambda: timm.create_model("ddrnet39.in1k", pretrained=True),
     "pretrained_backbone": lambda: create_segmentation_model("ddrnet23_slim", pretrained_backbone=True),
-    "from_pretrained": lambda: ddrnet_zoo.from_pretrained("ddrnet-zoo/ddrnet23_slim.cityscapes"),
+    "load_model": lambda: ddrnet_zoo.load_model("ddrnet-zoo/ddrnet23_slim.cityscapes"),
 }
 for name, call in calls.items():
     start = time.perf_counter()
@@ -241,13 +241,13 @@ def test_unpublished_weights_fail_fast_with_what_to_do(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     lines = dict((ln.split("|", 1)[0], ln.split("|")[1:]) for ln in out.stdout.splitlines())
-    assert set(lines) == {"timm", "timm_tag", "pretrained_backbone", "from_pretrained"}
+    assert set(lines) == {"timm", "timm_tag", "pretrained_backbone", "load_model"}
     for name, (seconds, message) in lines.items():
         assert float(seconds) < 2.0, f"{name} took {seconds}s"
         assert "not published on the Hugging Face Hub yet" in message and "ddrnet-convert" in message
     assert "pretrained=False" in lines["timm"][1] and "ddrnet-zoo/ddrnet23_slim.in1k" in lines["timm"][1]
     assert "ddrnet-zoo/ddrnet39.in1k" in lines["timm_tag"][1]
-    assert "from_pretrained('hub/ddrnet23_slim.cityscapes')" in lines["from_pretrained"][1]
+    assert "load_model('hub/ddrnet23_slim.cityscapes')" in lines["load_model"][1]
 
 
 def test_unpublished_weights_cli_message(tmp_path):

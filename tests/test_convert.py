@@ -15,22 +15,22 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from conftest import model_of
 from safetensors.torch import load_file, save_file
 
 from ddrnet_zoo.convert import (
-    checkpoint_filter_fn,
     convert_checkpoint,
     convert_state_dict,
     export_state_dict,
-    load_checkpoint_any,
     original_key_map,
-    read_checkpoint,
     to_mmseg_state_dict,
     to_original_state_dict,
 )
 from ddrnet_zoo.convert.cli import main as convert_main
+from ddrnet_zoo.convert.loading import load_model
 from ddrnet_zoo.io import CheckpointError
-from ddrnet_zoo.models import MODEL_ARCHS, create_segmentation_model
+from ddrnet_zoo.layouts import read_checkpoint
+from ddrnet_zoo.models import MODEL_ARCHS, checkpoint_filter_fn, create_segmentation_model
 
 # (checkpoint file, io file, layout, task, depths)
 CASES = [
@@ -93,7 +93,7 @@ def test_reference_case_converts_and_reproduces_outputs(
     assert len(converted.state_dict) == n_source + (2 if layout == "mmseg" else 0)
     if filename.endswith("cityscapes_format.pth"):
         assert converted.ignored_keys == ["loss.criterion.weight"]
-    errors = reference_errors(converted.create_model(), reference_dir, io_name)
+    errors = reference_errors(model_of(converted), reference_dir, io_name)
     print(f"\n{filename}: rel. max-abs error {', '.join(f'{e:.2e}' for e in errors)}")
     assert all(e <= TOL for e in errors), errors
 
@@ -142,19 +142,19 @@ def test_full_size_official_keys_map_completely(reference_dir, name, architectur
 @pytest.mark.parametrize("filename", [c[0] for c in CASES if c[2] == "original"])
 def test_ours_original_ours_is_bit_exact(converted_models, reference_dir, filename):
     converted = converted_models[filename]
-    model = converted.create_model()
+    model = model_of(converted)
     original = to_original_state_dict(model)
     # exporting gives back the reference file itself, bit for bit (num_batches_tracked included)
     source = read_checkpoint(reference_dir / filename).state_dict
     source = {k[len("model.") :] if k.startswith("model.") else k: v for k, v in source.items()}
     source.pop("loss.criterion.weight", None)
     assert_state_dicts_equal(original, source)
-    back = convert_state_dict(original, name="roundtrip").create_model()
+    back = model_of(convert_state_dict(original, name="roundtrip"))
     assert_state_dicts_equal(back.state_dict(), model.state_dict())
 
 
 def test_prefixed_original_export_matches_cityscapes_format(converted_models, reference_dir):
-    model = converted_models["official_seg_ddrnet23_tiny.cityscapes_format.pth"].create_model()
+    model = model_of(converted_models["official_seg_ddrnet23_tiny.cityscapes_format.pth"])
     exported = export_state_dict(model, "original", prefix="model.")
     source = read_checkpoint(reference_dir / "official_seg_ddrnet23_tiny.cityscapes_format.pth").state_dict
     source.pop("loss.criterion.weight")
@@ -164,16 +164,16 @@ def test_prefixed_original_export_matches_cityscapes_format(converted_models, re
 def test_mmseg_export_reproduces_mmseg_file_and_round_trips(converted_models, reference_dir):
     mmseg_ref = load_file(str(reference_dir / "mmseg_seg_ddrnet23_tiny.weights.safetensors"))
     # official -> ours -> mmseg folds the stem biases exactly as MMSegmentation's own file
-    official = converted_models["official_seg_ddrnet23_tiny.weights.safetensors"].create_model()
+    official = model_of(converted_models["official_seg_ddrnet23_tiny.weights.safetensors"])
     assert_state_dicts_equal(to_mmseg_state_dict(official), mmseg_ref)
     # mmseg -> ours -> mmseg -> ours: bit-exact (our stem biases are zero after the first step)
-    from_mmseg = converted_models["mmseg_seg_ddrnet23_tiny.weights.safetensors"].create_model()
+    from_mmseg = model_of(converted_models["mmseg_seg_ddrnet23_tiny.weights.safetensors"])
     assert_state_dicts_equal(to_mmseg_state_dict(from_mmseg), mmseg_ref)
-    again = convert_state_dict(to_mmseg_state_dict(from_mmseg)).create_model()
+    again = model_of(convert_state_dict(to_mmseg_state_dict(from_mmseg)))
     assert_state_dicts_equal(again.state_dict(), from_mmseg.state_dict())
     # ours (nonzero stem biases) -> mmseg -> ours: every tensor MMSegmentation can hold is bit-exact,
     # the bias moves into the running mean (rm - b, exactly), and the outputs agree
-    back = convert_state_dict(to_mmseg_state_dict(official), upsample_logits=False).create_model()
+    back = model_of(convert_state_dict(to_mmseg_state_dict(official), upsample_logits=False))
     a, b = official.state_dict(), back.state_dict()
     for k in a:
         if k in ("backbone.stem.0.conv.bias", "backbone.stem.1.conv.bias"):
@@ -188,10 +188,10 @@ def test_mmseg_export_reproduces_mmseg_file_and_round_trips(converted_models, re
 
 
 def test_mmseg_layout_refuses_what_mmseg_cannot_hold(converted_models):
-    seg39 = converted_models["official_seg_ddrnet39_tiny.weights.safetensors"].create_model()
+    seg39 = model_of(converted_models["official_seg_ddrnet39_tiny.weights.safetensors"])
     with pytest.raises(ValueError, match="no DDRNet-39"):
         to_mmseg_state_dict(seg39)
-    cls = converted_models["official_cls_ddrnet23_tiny.weights.safetensors"].create_model()
+    cls = model_of(converted_models["official_cls_ddrnet23_tiny.weights.safetensors"])
     with pytest.raises(ValueError, match="segmentation models only"):
         to_mmseg_state_dict(cls)
 
@@ -216,14 +216,14 @@ def test_cli_converts_exports_and_refuses(tmp_path, reference_dir, capsys):
     out = tmp_path / "hub"
     assert convert_main([str(mmseg), str(out), "--no-upsample-logits"]) == 0
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "README.md"}
-    model = load_checkpoint_any(out)
+    model = load_model(out)
     errors = reference_errors(model, reference_dir, "official_seg_ddrnet23_tiny")
     assert all(e <= TOL for e in errors)
     # export our folder to the original layout; it converts back to the same model
     original = tmp_path / "orig.pth"
     assert convert_main([str(out), str(original), "--to", "original", "--prefix", "model."]) == 0
     assert all(k.startswith("model.") for k in torch.load(original, weights_only=True))
-    assert_state_dicts_equal(load_checkpoint_any(original, upsample_logits=False).state_dict(), model.state_dict())
+    assert_state_dicts_equal(load_model(original, upsample_logits=False).state_dict(), model.state_dict())
     mm_file = tmp_path / "mm.safetensors"
     assert convert_main([str(original), str(mm_file), "--to", "mmseg"]) == 0
     assert_state_dicts_equal(load_file(str(mm_file)), load_file(str(mmseg)))
@@ -315,7 +315,7 @@ def test_pickled_code_is_refused_naming_the_object(tmp_path, capsys):
         read_checkpoint(path)
     assert "this must never run" not in capsys.readouterr().out
     with pytest.raises(CheckpointError, match="builtins.print"):
-        load_checkpoint_any(path)
+        load_model(path)
 
 
 def test_training_metadata_objects_are_placeholders_not_code(tmp_path, reference_dir, monkeypatch):
@@ -340,7 +340,7 @@ def test_training_metadata_objects_are_placeholders_not_code(tmp_path, reference
     assert converted.placeholder_globals == ["mmengine.logging.history_buffer.HistoryBuffer"]
     assert converted.metadata_keys == ["message_hub", "meta"]
     assert converted.source_layout == "mmseg"
-    assert_state_dicts_equal(to_mmseg_state_dict(converted.create_model()), weights)
+    assert_state_dicts_equal(to_mmseg_state_dict(model_of(converted)), weights)
 
 
 def test_not_a_ddrnet_checkpoint(tmp_path):

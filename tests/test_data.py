@@ -74,10 +74,10 @@ def write_rotated_photo(path: Path, size=(64, 80)) -> np.ndarray:
 
 def test_one_image_reader_with_an_explicit_exif_choice(tmp_path):
     """Datasets keep the stored pixel grid (their labels carry no EXIF); prediction turns photos upright."""
-    from ddrnet_zoo.data.images import read_image
-    from ddrnet_zoo.inference import read_image as predict_read_image
+    from ddrnet_zoo.data import read_image
+    from ddrnet_zoo.data.images import read_image as images_read_image
 
-    assert predict_read_image is read_image  # one decoder, re-exported
+    assert images_read_image is read_image  # one decoder, exported by data
     root = write_folder_dataset(tmp_path, n=1)
     stored = write_rotated_photo(root / "img" / "train0.png")
     upright = read_image(root / "img" / "train0.png", exif_transpose=True)

@@ -16,11 +16,12 @@ from PIL import Image
 from test_fold import randomise_batchnorm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+import ddrnet_zoo
 from ddrnet_zoo import create_segmentation_model
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
 from ddrnet_zoo.hub import save_pretrained
-from ddrnet_zoo.inference import Predictor, load_segmentation_model, max_relative_error
+from ddrnet_zoo.inference import Predictor, max_relative_error
 from ddrnet_zoo.inference.benchmark import build_modes, build_original_runner, build_ort_runner
 from ddrnet_zoo.inference.onnx_model import load_onnx_model
 from ddrnet_zoo.inference.quantize import calibration_images, compare_onnx
@@ -183,11 +184,11 @@ def test_onnx_model_api_and_tta(onnx_files, model_dir):
     assert model.config.dataset == "camvid"
     x = torch.randn(2, 3, 70, 90)
     with torch.no_grad():
-        ref = load_segmentation_model(model_dir).eval()(x)
+        ref = ddrnet_zoo.load_model(model_dir).eval()(x)
     assert torch.allclose(model(x), ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
     image = np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)
     tta = dict(scales=(0.8, 1.0), flip=True)
-    expected = Predictor(load_segmentation_model(model_dir), device="cpu", **tta).predict(image)
+    expected = Predictor(ddrnet_zoo.load_model(model_dir), device="cpu", **tta).predict(image)
     assert (Predictor(model, **tta).predict(image) == expected).mean() > 0.999
     with pytest.raises(ValueError, match="minimum input 64"):
         model(torch.randn(1, 3, 32, 96))
@@ -276,7 +277,7 @@ def test_video_in_and_out(model_dir, video, tmp_path, capsys):
     summary = r"predicted video .*drive.mp4: 6 frames in [\d.]+ s \([\d.]+ frames/s at 12.5 frames/s input"
     assert re.search(summary, captured.out)
     decoded, _ = _read_video(video)
-    model = load_segmentation_model(model_dir)
+    model = ddrnet_zoo.load_model(model_dir)
     predictor = Predictor(model, device="cpu")
     labels = [np.asarray(Image.open(out / "labels" / "drive" / f"{i:06d}.png")) for i in range(6)]
     assert sorted(p.name for p in (out / "labels" / "drive").iterdir())[-1] == "000005.png"

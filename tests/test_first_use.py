@@ -21,15 +21,15 @@ from PIL import Image
 from test_data import write_folder_dataset
 from test_train import synthetic_overrides
 
-import ddrnet_zoo.models.pretrained as pretrained_module
+import ddrnet_zoo.hub.source as source_module
 from ddrnet_zoo import create_segmentation_model, load_model
 from ddrnet_zoo.convert.cli import main as convert_main
 from ddrnet_zoo.evaluate import default_results_path
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.flops import paper_complexity_rows, paper_complexity_table
 from ddrnet_zoo.hub import save_pretrained
+from ddrnet_zoo.hub.source import is_hub_id
 from ddrnet_zoo.io import CheckpointError
-from ddrnet_zoo.models.pretrained import is_hub_id
 from ddrnet_zoo.predict import main as predict_main
 from ddrnet_zoo.train import main as train_main
 
@@ -60,7 +60,7 @@ def no_hub(monkeypatch) -> None:
     def refuse(repo_id, *args, **kwargs):
         raise AssertionError(f"the Hub was asked for {repo_id}")
 
-    monkeypatch.setattr(pretrained_module, "hf_hub_download", refuse)
+    monkeypatch.setattr(source_module, "hf_hub_download", refuse)
 
 
 def error_lines(capsys, prog: str) -> List[str]:

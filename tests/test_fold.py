@@ -9,6 +9,7 @@ from conftest import TINY_ARCH_23, TINY_ARCH_39
 from safetensors.torch import load_file
 from torch import nn
 
+import ddrnet_zoo
 from ddrnet_zoo import create_segmentation_model
 from ddrnet_zoo.inference import batchnorm_names, fold_batchnorm, max_relative_error, optimize_for_inference
 
@@ -67,9 +68,7 @@ def test_folded_model_matches_within_1e5(arch, context):
 
 @pytest.mark.parametrize("variant", ["23", "39"])
 def test_folded_reference_model_reproduces_original_outputs(reference_dir, variant):
-    from ddrnet_zoo.convert import load_checkpoint_any
-
-    model = load_checkpoint_any(
+    model = ddrnet_zoo.load_model(
         reference_dir / f"official_seg_ddrnet{variant}_tiny.weights.safetensors", upsample_logits=False
     )
     io = load_file(str(reference_dir / f"official_seg_ddrnet{variant}_tiny.io.safetensors"))

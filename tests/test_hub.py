@@ -4,7 +4,7 @@ This machine cannot reach the Hub. The tests lay Hub folders out in a cache dire
 huggingface_hub does (``models--ORG--NAME/{blobs,snapshots/<commit>,refs/main}``, checked with
 ``huggingface_hub.scan_cache_dir``), set ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE=1``, and call the
 real loading code: timm's ``create_model`` (default ``hf_hub_id``, ``hf-hub:``, ``local-dir:``,
-``pretrained_cfg_overlay``) and ``ddrnet_zoo.hub.from_pretrained``, both through ``hf_hub_download``.
+``pretrained_cfg_overlay``) and ``ddrnet_zoo.load_model``, both through ``hf_hub_download``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import huggingface_hub
 import pytest
 import timm
 import torch
-from conftest import REPO, TINY_ARCH_23, TINY_ARCH_39
+from conftest import REPO, TINY_ARCH_23, TINY_ARCH_39, model_of
 from huggingface_hub import scan_cache_dir
 from huggingface_hub.file_download import repo_folder_name
 from safetensors.torch import load_file, save_file
 
 import ddrnet_zoo
-from ddrnet_zoo.convert import convert_checkpoint, load_checkpoint_any
-from ddrnet_zoo.hub import build_model_card, from_pretrained, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo import load_model
+from ddrnet_zoo.convert import convert_checkpoint
+from ddrnet_zoo.hub import build_model_card, save_pretrained, upload_folder_to_hub
 from ddrnet_zoo.inference import max_relative_error
 from ddrnet_zoo.io import CheckpointError
 from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model
@@ -96,7 +97,7 @@ def test_segmentation_save_load_round_trip_is_bit_exact(tmp_path):
     model.config.dataset = "camvid"
     folder = save_pretrained(model, tmp_path / "hub")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
-    loaded = from_pretrained(folder)
+    loaded = load_model(folder)
     assert_same_weights(model, loaded)
     assert loaded.config.to_dict() == model.config.to_dict()
     assert not loaded.training
@@ -120,15 +121,15 @@ def test_segmentation_loads_through_the_hub_cache_offline(tmp_path, hub_cache):
         (f"{ORG}/seg", {"revision": commit}),
         (f"{ORG}/seg", {"cache_dir": hub_cache, "local_files_only": True}),
     ]:
-        loaded = from_pretrained(source, **kwargs)
+        loaded = load_model(source, **kwargs)
         assert_same_weights(model, loaded)
         assert loaded.config.train_size == (1024, 1024) and loaded.config.aux_head is False
-    assert_same_weights(model, load_checkpoint_any(f"hf-hub:{ORG}/seg"))
+    assert_same_weights(model, load_model(f"hf-hub:{ORG}/seg"))
     # (another organisation: a missing ddrnet-zoo repository fails earlier, as not published; tests/test_compat.py)
     with pytest.raises(CheckpointError, match=r"(?s)someone/missing: cannot get config\.json.*\n.*HF_HUB_OFFLINE"):
-        from_pretrained("someone/missing")
+        load_model("someone/missing")
     with pytest.raises(CheckpointError, match=r"seg@v2: cannot get config\.json"):
-        from_pretrained(f"{ORG}/seg", revision="v2")
+        load_model(f"{ORG}/seg", revision="v2")
 
 
 def test_model_card(tmp_path):
@@ -146,7 +147,7 @@ def test_model_card(tmp_path):
     assert f"| Parameters (all) | {params:.3f} M |" in text
     assert "GFLOPs at 64x64" in text
     assert "ddrnet-eval --x" in text and "arXiv:2101.06085" in text and "Hong, Yuanduo" in text
-    assert f"from_pretrained('{ORG}/tiny.camvid')" in text
+    assert f"load_model('{ORG}/tiny.camvid')" in text
     # the card's snippet runs on the folder
     snippet = text.split("```python\n")[2].split("```")[0].replace(f"'{ORG}/tiny.camvid'", repr(str(folder)))
     snippet = snippet.replace("512, 1024", "64, 64")
@@ -171,7 +172,7 @@ def test_model_card_of_custom_widths_and_smoke_test_is_not_the_registered_varian
     # config.json still names the base variant it is built from, and loads
     folder = save_pretrained(model, tmp_path / "hub")
     assert json.loads((folder / "config.json").read_text())["architecture"] == "ddrnet23_slim"
-    assert from_pretrained(folder).config.arch["width"] == 8
+    assert load_model(folder).config.arch["width"] == 8
     # the registered variant keeps its plain name and no smoke banner
     plain = create_segmentation_model("ddrnet23_slim", num_classes=11)
     plain.config.dataset = "camvid"
@@ -187,7 +188,7 @@ def test_atomic_save_leaves_existing_folder_intact(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("ddrnet_zoo.models.segmentation.build_model_card", fail)
+    monkeypatch.setattr("ddrnet_zoo.hub.save.build_model_card", fail)  # after the weights are written
     with pytest.raises(RuntimeError, match="interrupted"):
         save_pretrained(tiny_seg_model(num_classes=5), folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
@@ -214,50 +215,63 @@ def test_bad_folders_give_clear_errors(tmp_path):
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) - 100])
     with pytest.raises(CheckpointError, match=r"truncated/model\.safetensors: not a readable safetensors"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("corrupt_config")
     (folder / "config.json").write_text('{"architecture": "ddrnet23_sl')
     with pytest.raises(CheckpointError, match=r"corrupt_config/config\.json: not a readable JSON config"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("unknown_arch")
     _edit_folder(folder, config=lambda c: c.update(architecture="ddrnet99"))
     with pytest.raises(CheckpointError, match=r"unknown_arch/config\.json: invalid config: unknown architecture"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("class_count")
     _edit_folder(folder, config=lambda c: c.update(num_classes=19))
     with pytest.raises(CheckpointError, match=r"class_count/model\.safetensors: wrong class count: .* 11 classes.* 19"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("other_variant")
     _edit_folder(folder, config=lambda c: c.update(arch=None))  # config says full-size ddrnet23_slim
     with pytest.raises(CheckpointError, match=r"other_variant/model\.safetensors: .*another variant .*\n  the weights"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("missing_key")
     _edit_folder(folder, weights=lambda sd: sd.pop("context.fuse.2.conv.weight"))
     with pytest.raises(CheckpointError, match=r"missing keys: context\.fuse\.2\.conv\.weight"):
-        from_pretrained(folder)
+        load_model(folder)
     with pytest.warns(UserWarning, match="non-strictly"):
-        partial = from_pretrained(folder, strict=False)
+        partial = load_model(folder, strict=False)
     assert partial.context.fuse[2].conv.weight.device.type == "cpu"
 
     folder = make("unexpected_key")
     _edit_folder(folder, weights=lambda sd: sd.update({"head.extra.weight": torch.ones(3)}))
     with pytest.raises(CheckpointError, match=r"unexpected keys: head\.extra\.weight"):
-        from_pretrained(folder)
+        load_model(folder)
 
     folder = make("no_aux")
     _edit_folder(folder, config=lambda c: c.update(aux_head=False))
     with pytest.raises(CheckpointError, match="has an auxiliary head: build the model with aux_head=True"):
-        from_pretrained(folder)
+        load_model(folder)
 
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "config.json").write_text((tmp_path / "no_aux" / "config.json").read_text())
-        from_pretrained(tmp_path / "empty")
+        load_model(tmp_path / "empty")
+
+
+def test_what_is_expected_is_checked_from_the_config_before_the_weights(tmp_path):
+    folder = save_pretrained(tiny_seg_model(num_classes=3), tmp_path / "hub", model_card=False)
+    (folder / "model.safetensors").unlink()  # only config.json can answer now
+    with pytest.raises(CheckpointError, match="wrong class count: the model has 3 classes, 5 expected"):
+        load_model(folder, num_classes=5)
+    with pytest.raises(CheckpointError, match="holds a ddrnet23_slim, not a ddrnet39"):
+        load_model(folder, model_name="ddrnet39")
+    with pytest.raises(CheckpointError, match="holds a segmentation model, not a classification model"):
+        load_model(folder, task="classification")
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors in this folder"):
+        load_model(folder, model_name="ddrnet23_slim", num_classes=3, task="segmentation")
 
 
 def test_save_refuses_a_config_that_does_not_describe_the_model(tmp_path):
@@ -272,7 +286,7 @@ def test_save_refuses_a_config_that_does_not_describe_the_model(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_classifier(reference_dir):
     """The reference DDRNet-23 classifier (built by the original code), converted."""
-    return convert_checkpoint(reference_dir / "official_cls_ddrnet23_tiny.weights.safetensors").create_model()
+    return model_of(convert_checkpoint(reference_dir / "official_cls_ddrnet23_tiny.weights.safetensors"))
 
 
 def _reference_io(reference_dir):
@@ -305,7 +319,7 @@ def test_timm_hf_hub_local_dir_and_file(tmp_path, hub_cache, tiny_classifier, re
     models = {
         "hf-hub": timm.create_model(f"hf-hub:{ORG}/tiny-cls", pretrained=True),
         "local-dir": timm.create_model(f"local-dir:{folder}", pretrained=True),
-        "from_pretrained": from_pretrained(f"{ORG}/tiny-cls"),
+        "from_pretrained": load_model(f"{ORG}/tiny-cls"),
         "file": timm.create_model(
             "ddrnet23_slim",
             pretrained=True,
@@ -343,7 +357,7 @@ def test_bad_timm_folder(tmp_path, tiny_classifier):
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[:1000])
     with pytest.raises(CheckpointError, match="hub: cannot load the timm-format checkpoint"):
-        from_pretrained(folder)
+        load_model(folder)
 
 
 # ---------------------------------------------------------------------------------------------- publishing
@@ -363,7 +377,7 @@ def test_push_script_dry_run_builds_a_loadable_folder(tmp_path, reference_dir, c
     argv = [str(src), "--repo-id", f"{ORG}/tiny", "--dry-run", "--out", str(out), "--results", str(results)]
     assert push.main(argv) == 0
     assert "nothing uploaded" in capsys.readouterr().out
-    model = from_pretrained(out, upsample_logits=False)
+    model = load_model(out, upsample_logits=False)
     assert model.config.metadata["results"][0]["value"] == 1.5
     assert model.config.metadata["converted_from"]["layout"] == "original"
     assert "| mIoU | 1.5 |" in (out / "README.md").read_text()

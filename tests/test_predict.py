@@ -13,17 +13,17 @@ from conftest import REPO, TINY_ARCH_23
 from PIL import Image
 from test_fold import randomise_batchnorm
 
+import ddrnet_zoo
 from ddrnet_zoo import create_segmentation_model
+from ddrnet_zoo.data.images import ImageReadError
 from ddrnet_zoo.data.meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID
 from ddrnet_zoo.hub import save_pretrained
 from ddrnet_zoo.inference import (
     PAPER_SCALES,
-    ImageReadError,
     PaletteError,
     Predictor,
     colorize,
     find_images,
-    load_segmentation_model,
     overlay,
     resolve_palette,
     segment_logits,
@@ -73,7 +73,7 @@ def test_cli_writes_labels_colours_and_overlays(model_dir, images, tmp_path, cap
     out = tmp_path / "out"
     assert predict_main(["-m", str(model_dir), str(images), "-o", str(out), "--batch-size", "2", "--workers", "0"]) == 0
     assert "predicted 4 images" in capsys.readouterr().out
-    model = load_segmentation_model(model_dir)
+    model = ddrnet_zoo.load_model(model_dir)
     cfg = model.config
     for name in ("a", "b", "sub/c", "sub/d"):
         suffix = ".jpg" if name == "sub/d" else ".png"
@@ -160,7 +160,7 @@ def test_error_is_not_printed_inside_the_progress_bar(model_dir, tmp_path, capsy
 
 
 def test_truncated_image_is_a_clear_error(tmp_path):
-    from ddrnet_zoo.inference import read_image
+    from ddrnet_zoo.data import read_image
 
     path = tmp_path / "cut.png"
     buf = tmp_path / "full.png"
@@ -253,7 +253,7 @@ def test_cityscapes_label_ids(tmp_path, images):
 def test_real_camvid_frame(camvid_root, model_dir, tmp_path):
     frame = sorted((camvid_root / "val").glob("*.png"))[0]
     out = tmp_path / "out"
-    summary = Predictor(load_segmentation_model(model_dir), device="cpu").predict_files(frame, out, progress=False)
+    summary = Predictor(ddrnet_zoo.load_model(model_dir), device="cpu").predict_files(frame, out, progress=False)
     assert summary.num_images == 1 and summary.ok
     assert np.asarray(Image.open(out / "labels" / f"{frame.stem}.png")).shape == (360, 480)
 

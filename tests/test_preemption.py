@@ -25,7 +25,7 @@ from test_data import write_folder_dataset
 from test_ddp import _free_port
 from test_train import fast_cpu, synthetic_overrides  # noqa: F401  (the fast_cpu fixture)
 
-from ddrnet_zoo import create_segmentation_model
+from ddrnet_zoo import create_segmentation_model, load_model
 from ddrnet_zoo import train as train_cli
 from ddrnet_zoo.engine import ConfigError, load_config, train
 from ddrnet_zoo.engine import checkpoint as checkpoint_module
@@ -34,7 +34,7 @@ from ddrnet_zoo.engine import trainer as trainer_module
 from ddrnet_zoo.engine.checkpoint import load_checkpoint
 from ddrnet_zoo.engine.preemption import EXIT_PREEMPTED, parse_signals
 from ddrnet_zoo.engine.trainer import Trainer
-from ddrnet_zoo.hub import from_pretrained, save_pretrained
+from ddrnet_zoo.hub import save_pretrained
 from ddrnet_zoo.io import CheckpointError, DiskFullError
 from ddrnet_zoo.models import segmentation as segmentation_module
 
@@ -316,6 +316,6 @@ def test_a_full_disk_at_a_hub_folder_save_keeps_the_previous_folder(tmp_path, mo
     assert "the previous best is unchanged and the partial temporary was removed" in str(caught.value)
     after = load_file(folder / "model.safetensors")  # the first save, intact and loadable
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
-    assert from_pretrained(folder) is not None
+    assert load_model(folder) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no temporary left
     monkeypatch.setattr(segmentation_module, "save_file", real_save_file)

@@ -21,12 +21,12 @@ from PIL import Image
 from test_data import write_folder_dataset
 from test_train import synthetic_overrides
 
-from ddrnet_zoo import create_segmentation_model
+from ddrnet_zoo import create_segmentation_model, load_model
 from ddrnet_zoo.convert.cli import main as convert_main
 from ddrnet_zoo.errors import DDRNetError, InputError, OutputPathError, run_cli, user_message
 from ddrnet_zoo.evaluate import main as eval_main
 from ddrnet_zoo.export import main as export_main
-from ddrnet_zoo.hub import from_pretrained, save_pretrained
+from ddrnet_zoo.hub import save_pretrained
 from ddrnet_zoo.io import (
     atomic_directory,
     atomic_write_text,
@@ -113,7 +113,7 @@ def test_a_hub_folder_is_replaced_as_a_whole(tmp_path):
     save_pretrained(new, folder, model_card=False)
     # the new save's files only; the report is kept, the old format's weights and card are gone
     assert sorted(os.listdir(folder)) == ["config.json", "eval_val.json", "model.safetensors"]
-    loaded = from_pretrained(folder)
+    loaded = load_model(folder)
     assert loaded.num_classes == 5 and loaded.config.context == "ppm" and loaded.aux_head is None
     saved = read_state_dict(folder / "model.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in new.state_dict().items())
@@ -143,9 +143,9 @@ def test_an_interrupted_resave_leaves_the_old_folder_loadable(tmp_path):
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    assert from_pretrained(folder).num_classes == 3
+    assert load_model(folder).num_classes == 3
     save_pretrained(tiny(4), folder, model_card=False)
-    assert from_pretrained(folder).num_classes == 4 and leftovers(tmp_path) == []
+    assert load_model(folder).num_classes == 4 and leftovers(tmp_path) == []
 
 
 def test_save_refuses_a_file_in_the_way(tmp_path):

@@ -13,14 +13,14 @@ import torch
 from safetensors.torch import load_file
 from test_data import write_folder_dataset
 
+import ddrnet_zoo
 from ddrnet_zoo import evaluate as eval_cli
 from ddrnet_zoo import train as train_cli
 from ddrnet_zoo.engine import ConfigError, PolyLR, list_configs, load_config, train
 from ddrnet_zoo.engine.budget import TimeBudget
 from ddrnet_zoo.engine.config import parse_override_args
-from ddrnet_zoo.engine.export import load_model_dir
 from ddrnet_zoo.engine.trainer import Trainer
-from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model_from_config
+from ddrnet_zoo.models import DDRNetSegmentation, SegmentationConfig
 
 TINY_ARCH = "{width: 8, depths: [2, 2, 2, 2], head_width: 64, seg_head_width: 16, context_width: 16}"
 
@@ -310,9 +310,9 @@ def test_export_eval_cli_and_train_cli(tmp_path, fast_cpu, capsys):
     cfg = SegmentationConfig.from_dict(json.loads((out / "final" / "config.json").read_text()))
     assert cfg.class_names == ["a", "b", "c"] and cfg.dataset == "custom" and cfg.train_size == (64, 64)
     assert cfg.metadata["training"]["iteration"] == 2 and cfg.arch["width"] == 8
-    model = create_segmentation_model_from_config(cfg)
+    model = DDRNetSegmentation.from_config(cfg)
     model.load_state_dict(load_file(out / "final" / "model.safetensors"))
-    loaded, _ = load_model_dir(out / "final")
+    loaded = ddrnet_zoo.load_model(out / "final", task="segmentation")
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(loaded.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-6)
     assert (out / "best" / "model.safetensors").is_file() and (out / "last.pt").is_file()

@@ -16,6 +16,7 @@ from ..errors import InputError, run_cli
 from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ..io import CheckpointError, atomic_save
 from ..models import DDRNetSegmentation
+from ..models.pretrained import build_with_weights
 from ..text import plural
 from .core import convert_checkpoint, export_state_dict
 from .loading import load_model
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             config_overrides=overrides,
         )
         print(converted.summary())
-        model = converted.create_model()
+        model = build_with_weights(lambda: converted.meta_model, converted.state_dict, str(src))
     else:
         if args.layout not in ("auto", "ours"):
             raise InputError(f"{src}: a Hub folder or id is in our layout, not {args.layout!r}")

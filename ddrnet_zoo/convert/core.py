@@ -1,8 +1,5 @@
 """Convert any supported checkpoint to ddrnet_zoo's layout (and back), strictly.
 
-The strict loader (:func:`load_state_dict_strict`) and the timm pretrained filter
-(:func:`checkpoint_filter_fn`) live in :mod:`ddrnet_zoo.models` and are re-exported here.
-
 Every source tensor is mapped or explicitly ignored (only ``loss.criterion.weight`` of the
 original training wrapper; ``num_batches_tracked`` is taken when present and zero-filled when
 absent); missing or unexpected keys and shape mismatches raise a
@@ -14,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -23,9 +20,9 @@ from ..data.meta import get_dataset_info
 from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
-from ..models import DDRNetSegmentation, ModelSpec, SegmentationConfig, infer_model_spec, load_state_dict_strict
-from ..models.ddrnet import arch_dict, checkpoint_filter_fn
-from ..text import plural
+from ..models import DDRNetSegmentation, ModelSpec, SegmentationConfig, infer_model_spec
+from ..models.ddrnet import arch_dict
+from ..text import listing, plural
 from .mmseg import mmseg_key_map, to_mmseg_state_dict
 from .original import original_key_map, to_original_state_dict
 
@@ -33,21 +30,13 @@ __all__ = [
     "ConvertedCheckpoint",
     "convert_state_dict",
     "convert_checkpoint",
-    "load_state_dict_strict",
     "export_state_dict",
-    "checkpoint_filter_fn",
     "EXPORT_LAYOUTS",
 ]
 
 EXPORT_LAYOUTS = ("ours", "original", "mmseg")
 
 PathLike = Union[str, Path]
-
-
-def _listing(items: Sequence[Any], limit: int = 12) -> str:
-    items = list(items)
-    shown = ", ".join(str(i) for i in items[:limit])
-    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
 
 
 @dataclass
@@ -71,6 +60,9 @@ class ConvertedCheckpoint:
     """Non-weight entries of the source file's wrapper (``meta``, ``optimizer``...), dropped."""
     placeholder_globals: List[str] = field(default_factory=list)
     """Metadata classes that were replaced by inert placeholders while reading (never executed)."""
+    meta_model: Optional[nn.Module] = field(default=None, repr=False)
+    """The model these weights fit, built once on the meta device (no memory); give it the weights with
+    :func:`ddrnet_zoo.models.pretrained.build_with_weights` (as :func:`ddrnet_zoo.load_model` does)."""
 
     @property
     def task(self) -> str:
@@ -79,20 +71,6 @@ class ConvertedCheckpoint:
     def __iter__(self):
         """Unpack as ``state_dict, config = convert_state_dict(...)``."""
         return iter((self.state_dict, self.config))
-
-    def create_model(self, map_location: Union[str, torch.device] = "cpu") -> nn.Module:
-        """The model with these weights, in eval mode (built on the meta device, then given the tensors).
-
-        The strict loader is :func:`ddrnet_zoo.models.load_state_dict_strict`, the one every loader uses.
-        """
-        with torch.device("meta"):
-            if self.config is not None:
-                model = DDRNetSegmentation.from_config(self.config)
-            else:
-                model = self.spec.build()
-        state = {k: v.to(map_location) for k, v in self.state_dict.items()}
-        load_state_dict_strict(model, state, self.source, assign=True)
-        return model.eval()
 
     def summary(self) -> str:
         """Human-readable lines: what was read, inferred, ignored and filled."""
@@ -106,13 +84,13 @@ class ConvertedCheckpoint:
             + (f", auxiliary head {'yes' if s.aux_head else 'no'}" if s.task == "segmentation" else ""),
         ]
         if self.ignored_keys:
-            lines.append(f"ignored:       {_listing(self.ignored_keys)}")
+            lines.append(f"ignored:       {listing(self.ignored_keys)}")
         if self.filled_keys:
-            lines.append(f"filled:        {_listing(self.filled_keys)}")
+            lines.append(f"filled:        {listing(self.filled_keys)}")
         if self.metadata_keys:
-            lines.append(f"metadata:      dropped {_listing(self.metadata_keys)}")
+            lines.append(f"metadata:      dropped {listing(self.metadata_keys)}")
         if self.placeholder_globals:
-            lines.append(f"placeholders:  {_listing(self.placeholder_globals)} (metadata objects, not executed)")
+            lines.append(f"placeholders:  {listing(self.placeholder_globals)} (metadata objects, not executed)")
         return "\n".join(lines)
 
 
@@ -145,11 +123,11 @@ def _rename(
     if missing or unexpected or mismatched:
         parts = []
         if missing:
-            parts.append(f"missing keys: {_listing(missing)}")
+            parts.append(f"missing keys: {listing(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys: {_listing(unexpected)}")
+            parts.append(f"unexpected keys: {listing(unexpected)}")
         if mismatched:
-            parts.append(f"shape mismatches (checkpoint vs model): {_listing(mismatched, 6)}")
+            parts.append(f"shape mismatches (checkpoint vs model): {listing(mismatched, 6)}")
         raise CheckpointError(f"{name}: cannot convert from the {layout} layout: " + "; ".join(parts))
     return out, filled
 
@@ -234,13 +212,17 @@ def convert_state_dict(
         config = _segmentation_config(spec, dataset, upsample_logits, dict(config_overrides or {}), name)
     elif dataset is not None:
         raise CheckpointError(f"{name}: a classification checkpoint; --dataset applies to segmentation models")
-    meta_model = spec.build(upsample_logits=upsample_logits, device="meta")
+    if config is not None:
+        with torch.device("meta"):
+            meta_model = DDRNetSegmentation.from_config(config)
+    else:
+        meta_model = spec.build(device="meta")
     try:
         mapping = _key_map(meta_model, detected)
     except ValueError as e:
         raise CheckpointError(f"{name}: {e}") from None
     ours, filled = _rename(sd, mapping, meta_model.state_dict(), name, detected)
-    return ConvertedCheckpoint(ours, spec, detected, config, name, ignored, filled)
+    return ConvertedCheckpoint(ours, spec, detected, config, name, ignored, filled, meta_model=meta_model)
 
 
 def _sha256(path: Path) -> str:

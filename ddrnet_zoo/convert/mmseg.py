@@ -15,7 +15,7 @@ from ..layouts.mmseg import STEM_BIAS_KEYS, mmseg_keys, stem_bn_key
 from ..models import DDRNetSegmentation
 from .original import original_key_map
 
-__all__ = ["mmseg_key_map", "to_mmseg_state_dict", "STEM_BIAS_KEYS"]
+__all__ = ["mmseg_key_map", "to_mmseg_state_dict"]
 
 
 def mmseg_key_map(model: nn.Module) -> Dict[str, Optional[str]]:

@@ -30,8 +30,6 @@ from .images import LABEL_VALUE_LIMIT, DatasetError, read_image, read_label
 from .meta import CAMVID, CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN_ID, DatasetInfo, default_palette
 
 __all__ = [
-    "IGNORE_INDEX",
-    "DatasetError",
     "SegmentationDataset",
     "CityscapesDataset",
     "CamVidDataset",
@@ -39,9 +37,6 @@ __all__ = [
     "DATASET_KINDS",
     "build_dataset",
     "collate",
-    "default_palette",
-    "read_image",
-    "read_label",
 ]
 
 PathLike = Union[str, os.PathLike]

@@ -31,7 +31,6 @@ from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
 from ..errors import InputError
 
 __all__ = [
-    "IGNORE_INDEX",
     "AugmentParams",
     "augment_rng",
     "sample_augment_params",

@@ -6,12 +6,13 @@ Modules: ``schema`` (the config dataclasses) and ``config`` (loading them: files
 models), ``evaluator``, ``optim``, ``checkpoint``, ``distributed``, ``logger``, ``export``.
 """
 
-from .checkpoint import load_checkpoint, save_checkpoint, unwrap_model
-from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict, list_configs, load_config
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import config_from_dict, config_to_dict, list_configs, load_config
 from .evaluator import PredictionWriter, build_eval_loader, evaluate
-from .export import load_model_dir, save_model_dir
+from .export import save_model_dir
 from .optim import PolyLR, build_optimizer
 from .sampler import TrainSampler
+from .schema import ConfigError, TrainConfig
 from .trainer import Trainer, train
 
 __all__ = [
@@ -29,9 +30,7 @@ __all__ = [
     "PredictionWriter",
     "save_checkpoint",
     "load_checkpoint",
-    "unwrap_model",
     "save_model_dir",
-    "load_model_dir",
     "PolyLR",
     "build_optimizer",
 ]

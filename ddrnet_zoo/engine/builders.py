@@ -14,11 +14,12 @@ from ..data.datasets import SegmentationDataset, build_dataset, collate
 from ..data.gpu import DeviceAugmenter, DeviceLoader, InMemoryDataset
 from ..data.meta import DatasetInfo
 from ..data.transforms import EvalTransform, TrainTransform
+from ..hub import WEIGHTS_NAME
 from ..io import read_state_dict
 from ..losses import SegmentationLoss
 from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
 from ..published import WeightsNotPublishedError
-from .export import WEIGHTS_NAME, load_model_weights
+from .export import load_model_weights
 from .preemption import stop_signals_worker_init
 from .schema import ConfigError, TrainConfig
 

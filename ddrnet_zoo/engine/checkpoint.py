@@ -16,7 +16,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from timm.utils import unwrap_model  # re-exported: the plain model inside DDP / torch.compile
 
 from ..convert.loading import TRAIN_STATE_FORMAT
 from ..io import CheckpointError, atomic_path, check_state_dict_tensors, torch_load_safe
@@ -30,7 +29,6 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "gather_rng_states",
-    "unwrap_model",
 ]
 
 CHECKPOINT_FORMAT = TRAIN_STATE_FORMAT  # defined where load_model recognises training checkpoints

@@ -26,24 +26,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .schema import (
     ConfigError,
-    DataConfig,
-    EvalConfig,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
     TrainConfig,
-    TrainLoopConfig,
 )
 
 __all__ = [
-    "ModelConfig",
-    "DataConfig",
-    "LossConfig",
-    "OptimConfig",
-    "TrainLoopConfig",
-    "EvalConfig",
-    "TrainConfig",
-    "ConfigError",
     "CONFIG_DIR",
     "load_config",
     "resolve_config_path",

@@ -35,7 +35,6 @@ __all__ = [
     "broadcast_bn_stats",
     "cpu_group",
     "elastic_restart_count",
-    "resolve_device",
 ]
 
 

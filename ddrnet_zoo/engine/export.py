@@ -1,4 +1,4 @@
-"""Model folders in the Hub format for training and evaluation (thin layer over :mod:`ddrnet_zoo.hub`).
+"""Model folders in the Hub format for training (thin layer over :mod:`ddrnet_zoo.hub`), weights into a model.
 
 A model folder is what :func:`ddrnet_zoo.hub.save_pretrained` writes (``model.safetensors``,
 ``config.json``, model card) and :func:`ddrnet_zoo.load_model` reads.
@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from ..convert import load_model
-from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-from ..models import DDRNetSegmentation, SegmentationConfig, load_state_dict_strict
+from ..hub import save_pretrained
+from ..models import SegmentationConfig, load_state_dict_strict
 
-__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_model_dir", "load_model_dir", "load_model_weights"]
+__all__ = ["save_model_dir", "load_model_weights"]
 
 _logger = logging.getLogger(__name__)
 
@@ -29,14 +28,6 @@ def save_model_dir(
 ) -> Path:
     """Write ``model`` as a Hub folder (``config`` defaults to ``model.config``), atomically."""
     return save_pretrained(model, directory, config=config, results=results)
-
-
-def load_model_dir(directory: Path) -> Tuple[DDRNetSegmentation, SegmentationConfig]:
-    """The segmentation model in ``directory`` (strictly loaded) and its config (same as ``load_model``)."""
-    model = load_model(Path(directory))
-    if not isinstance(model, DDRNetSegmentation):
-        raise ValueError(f"{directory} holds a {type(model).__name__}, not a segmentation model")
-    return model, model.config
 
 
 def load_model_weights(

@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
-__all__ = ["setup_logging", "logging_redirect_tqdm", "CSVLogger", "MetricLogger"]
+__all__ = ["setup_logging", "CSVLogger", "MetricLogger"]
 
 _FMT = "%(asctime)s %(levelname)s %(message)s"
 

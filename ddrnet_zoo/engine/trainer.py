@@ -31,6 +31,7 @@ import torch
 from timm.layers import convert_sync_batchnorm
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..device import autocast_dtype
 from ..errors import DDRNetError, user_message
@@ -44,14 +45,14 @@ from .checkpoint import gather_rng_states, load_checkpoint, restore_rng_state, s
 from .config import ConfigError, TrainConfig, config_diff, config_from_dict, config_to_dict, format_config
 from .evaluator import build_eval_loader, evaluate
 from .export import load_model_weights
-from .logger import MetricLogger, logging_redirect_tqdm, setup_logging
+from .logger import MetricLogger, setup_logging
 from .optim import PolyLR, build_optimizer
 from .preemption import StopSignals, stop_signals_worker_init
 from .reporting import eval_row, export_run_model, train_row
 from .sampler import TrainSampler
 from .step import StepContext, train_step
 
-__all__ = ["TrainSampler", "Trainer", "train"]
+__all__ = ["Trainer", "train"]
 
 
 class Trainer:

@@ -1,43 +1,37 @@
-"""Weights on the Hugging Face Hub: save, load and publish DDRNet models.
+"""Weights on the Hugging Face Hub: where models come from, saving, publishing, model cards.
 
 A Hub folder holds ``model.safetensors``, ``config.json`` and a generated model card ``README.md``.
 
 * Segmentation models: ``config.json`` is :meth:`SegmentationConfig.to_dict` (architecture, classes,
-  class names, palette, mean/std, context module, training size, dataset). The Hub I/O is
-  :class:`huggingface_hub.PyTorchModelHubMixin` on :class:`~ddrnet_zoo.models.DDRNetSegmentation`
-  (``model.save_pretrained``, ``model.push_to_hub``, ``DDRNetSegmentation.from_pretrained``); the
-  functions here take any DDRNet model and hand segmentation models to those methods.
+  class names, palette, mean/std, context module, training size, dataset). The weights are written and
+  read through :class:`huggingface_hub.PyTorchModelHubMixin`'s hooks on
+  :class:`~ddrnet_zoo.models.DDRNetSegmentation`.
 * Classification backbones: timm's own format (``architecture``, ``num_classes``, ``model_args``,
-  ``pretrained_cfg``), written by :func:`timm.models.save_for_hf`; load with
-  ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` (after ``import ddrnet_zoo``) or
-  :func:`from_pretrained`. Any model: :func:`ddrnet_zoo.load_model`.
+  ``pretrained_cfg``), written by :func:`timm.models.save_for_hf`; they load with
+  ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` (after ``import ddrnet_zoo``).
 
-Jobs: :mod:`.card` (model card), :mod:`.save`, :mod:`.load`, :mod:`.push`.
+Any model loads with :func:`ddrnet_zoo.load_model`. Jobs: :mod:`.source` (parsing a source, Hub
+downloads, folders), :mod:`.card` (model card), :mod:`.save`, :mod:`.push`.
 
 Where the mixin is not used, and why (one reason each):
 
-* ``DDRNetSegmentation.save_pretrained`` wraps the mixin's: the mixin writes into the folder file by
-  file; we swap in a whole new folder (:func:`ddrnet_zoo.io.atomic_directory`).
-* ``DDRNetSegmentation.from_pretrained`` replaces the mixin's (``_from_pretrained`` is the mixin's hook):
-  the mixin's reads ``config.json`` with no error naming the file, turns a Hub download error into
-  "no config", and knows neither ``hf-hub:``/``@revision`` ids nor unpublished ddrnet_zoo weights.
+* :func:`save_pretrained` writes a whole new folder beside the old one and swaps it in
+  (:func:`ddrnet_zoo.io.atomic_directory`); the mixin's ``save_pretrained`` writes file by file.
 * The model card is built by hand on ``ModelCard``: the mixin's template has no slots for measured
   figures, the commands that measured them, or the class/palette table.
 * Classifiers (:class:`~ddrnet_zoo.models.DDRNet`) are timm models: timm's ``save_for_hf`` /
   ``hf-hub:`` loading is their Hub format, and a mixin config would not be timm's.
 * :func:`upload_folder_to_hub` uploads a folder already written (``scripts/push_to_hub.py --dry-run``
-  writes it first, for review); the mixin's ``push_to_hub`` always saves a model anew.
+  writes it first, for review); :func:`push_to_hub` writes one with :func:`save_pretrained` and uploads it.
 
 Downloads go through :func:`huggingface_hub.hf_hub_download` (its cache, ``HF_HUB_CACHE``,
 ``HF_HUB_OFFLINE``, tokens and revisions); uploads through ``create_repo`` + ``upload_folder``.
 """
 
-from ..models.card import CITATION
-from ..models.pretrained import CONFIG_NAME, WEIGHTS_NAME
-from .card import MODEL_CARD_NAME, build_model_card, config_from_model
-from .load import from_pretrained
+from .card import CITATION, MODEL_CARD_NAME, build_model_card
 from .push import push_to_hub, upload_folder_to_hub
 from .save import HUB_FOLDER_FILES, save_pretrained
+from .source import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = [
     "CONFIG_NAME",
@@ -46,9 +40,7 @@ __all__ = [
     "HUB_FOLDER_FILES",
     "CITATION",
     "save_pretrained",
-    "from_pretrained",
     "push_to_hub",
     "upload_folder_to_hub",
     "build_model_card",
-    "config_from_model",
 ]

@@ -1,4 +1,4 @@
-"""Publishing to the Hub: segmentation models through the mixin's ``push_to_hub``, folders as written."""
+"""Publishing to the Hub: a model as :func:`.save.save_pretrained` writes it, or a folder already written."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from huggingface_hub import HfApi
 from torch import nn
 
 from .._version import __version__
-from ..models import DDRNetSegmentation, SegmentationConfig
-from ..models.card import MODEL_CARD_NAME
-from ..models.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from ..models import SegmentationConfig
+from .card import MODEL_CARD_NAME
 from .save import save_pretrained
+from .source import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = ["push_to_hub", "upload_folder_to_hub"]
 
@@ -60,18 +60,6 @@ def push_to_hub(
     flops_input_size: Optional[Tuple[int, int]] = None,
 ):
     """Save ``model`` as a Hub folder (see :func:`save_pretrained`) and upload it to ``repo_id``."""
-    if isinstance(model, DDRNetSegmentation):
-        return model.push_to_hub(
-            repo_id,
-            config=config or model.config,
-            commit_message=commit_message,
-            private=private,
-            token=token,
-            branch=revision,
-            create_pr=create_pr,
-            allow_patterns=_UPLOADED,
-            model_card_kwargs=dict(repo_id=repo_id, results=results, flops_input_size=flops_input_size),
-        )
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_pretrained(
             model, Path(tmp) / "hub", config, repo_id=repo_id, results=results, flops_input_size=flops_input_size

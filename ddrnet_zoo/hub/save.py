@@ -1,7 +1,8 @@
-"""Writing Hub folders: segmentation models through their mixin method, classifiers in timm's format."""
+"""Writing Hub folders: segmentation models (weights through the mixin's hook), classifiers in timm's format."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -12,11 +13,14 @@ from torch import nn
 from ..errors import InputError
 from ..io import atomic_directory
 from ..models import MODEL_ARCHS, DDRNet, DDRNetSegmentation, SegmentationConfig
-from ..models.card import MODEL_CARD_NAME, build_model_card
 from ..models.ddrnet import arch_dict
-from ..models.segmentation import HUB_FOLDER_FILES
+from .card import MODEL_CARD_NAME, build_model_card
+from .source import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = ["HUB_FOLDER_FILES", "save_pretrained"]
+
+HUB_FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME, "pytorch_model.bin", "model.safetensors.index.json")
+"""Files of a Hub folder that a new save replaces or drops (other files in the folder are kept)."""
 
 
 def save_pretrained(
@@ -30,8 +34,8 @@ def save_pretrained(
 ) -> Path:
     """Write ``model`` as a Hub folder: ``model.safetensors``, ``config.json`` and ``README.md``.
 
-    Segmentation models: :meth:`DDRNetSegmentation.save_pretrained` (``config`` defaults to
-    ``model.config`` and is checked to rebuild exactly this model). Classifiers get timm's format
+    Segmentation models: ``config`` defaults to ``model.config`` and is checked to rebuild exactly
+    this model. Classifiers get timm's format
     (via ``timm.models.save_for_hf``). The folder is written beside ``save_directory`` and replaces
     it as a whole (see :func:`ddrnet_zoo.io.atomic_directory`): an interrupted save leaves the old
     folder intact, and weights and config always come from the same save. Other files in an
@@ -39,14 +43,15 @@ def save_pretrained(
     """
     save_directory = Path(save_directory)
     if isinstance(model, DDRNetSegmentation):
-        return model.save_pretrained(
-            save_directory,
-            config=config,
-            model_card=model_card,
-            repo_id=repo_id,
-            results=results,
-            flops_input_size=flops_input_size,
-        )
+        config = config or model.config
+        model.check_config(config)
+        with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
+            model._save_pretrained(tmp)  # the mixin's hook: model.safetensors
+            (tmp / CONFIG_NAME).write_text(json.dumps(config.to_dict(), sort_keys=True, indent=2), encoding="utf-8")
+            if model_card:
+                card = build_model_card(model, config, repo_id, results, flops_input_size)
+                (tmp / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
+        return save_directory
     if isinstance(model, DDRNet):
         if not hasattr(model, "pretrained_cfg"):
             raise InputError(

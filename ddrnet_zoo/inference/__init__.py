@@ -6,18 +6,17 @@ Modules by job: :mod:`.tta` (multi-scale/flip logits), :mod:`.fold` (BatchNorm f
 :mod:`.files` (inputs and output names), :mod:`.onnx_model` (ONNX files in onnxruntime),
 :mod:`.quantize` (INT8 quantization of ONNX exports), :mod:`.video` (video in and out, PyAV),
 :mod:`.colors` (palettes, masks, overlays), :mod:`.writer` (background output writing) and
-:mod:`.predict` (the :class:`Predictor` and model loading). Image decoding is
-:func:`ddrnet_zoo.data.read_image`; devices and precisions are :mod:`ddrnet_zoo.device`.
+:mod:`.predict` (the :class:`Predictor`). Image decoding is
+:func:`ddrnet_zoo.data.read_image` (and its ``ImageReadError``); devices and precisions are :mod:`ddrnet_zoo.device`.
 """
 
-from ..data.images import ImageReadError, read_image
 from ..device import PRECISIONS, precision_dtype, resolve_device
 from .colors import PaletteError, colorize, overlay, resolve_palette
 from .files import find_images
 from .fold import FoldReport, batchnorm_names, fold_batchnorm, max_relative_error
 from .graph_export import export_onnx, export_program, export_torchscript, verify_onnx
 from .onnx_model import OnnxSegmentationModel, load_onnx_model
-from .predict import Predictor, VideoSummary, load_segmentation_model
+from .predict import Predictor, VideoSummary
 from .quantize import Agreement, calibration_images, compare_onnx, quantize_onnx
 from .runtime import InferenceModel, InferenceOptions, optimize_for_inference
 from .tta import PAPER_SCALES, segment_logits
@@ -37,13 +36,10 @@ __all__ = [
     "precision_dtype",
     "resolve_device",
     "Predictor",
-    "ImageReadError",
     "PaletteError",
     "colorize",
     "find_images",
-    "load_segmentation_model",
     "overlay",
-    "read_image",
     "resolve_palette",
     "export_onnx",
     "export_program",

@@ -1,10 +1,11 @@
-"""Prediction on images: the :class:`Predictor` (the Python side of ``ddrnet-predict``) and model loading.
+"""Prediction on images: the :class:`Predictor` (the Python side of ``ddrnet-predict``).
 
 ::
 
-    from ddrnet_zoo.inference import Predictor, load_segmentation_model
+    from ddrnet_zoo import load_model
+    from ddrnet_zoo.inference import Predictor
 
-    model = load_segmentation_model("ddrnet-zoo/ddrnet23_slim.cityscapes")   # Hub id, folder or checkpoint
+    model = load_model("ddrnet-zoo/ddrnet23_slim.cityscapes", task="segmentation")   # Hub id, folder or file
     predictor = Predictor(model, device="auto", palette="cityscapes")
     labels = predictor.predict("frame.png")                          # (H, W) int64 class indices
     predictor.predict_files(["images/", "more/*.jpg"], "out/")       # out/labels, out/color, out/overlay
@@ -37,59 +38,22 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..constants import DEFAULT_MEAN, DEFAULT_STD
-from ..convert import load_model
 from ..data.images import ImageReadError, read_image, to_rgb_array, unreadable_images
 from ..data.transforms import normalize
 from ..device import canonical_precision
 from ..errors import InputError
 from ..io import atomic_directory, atomic_path
-from ..models import DDRNetSegmentation
-from .colors import PaletteError, colorize, label_image, overlay, resolve_palette
-from .files import IMAGE_EXTENSIONS, OUTPUT_KINDS, ImageSource, find_images
+from .colors import colorize, label_image, overlay, resolve_palette
+from .files import OUTPUT_KINDS, ImageSource, find_images
 from .onnx_model import OnnxSegmentationModel
 from .runtime import InferenceModel, optimize_for_inference
 from .tta import segment_logits
 from .video import VideoWriter, probe_video, read_frames
 from .writer import OutputWriter, PredictionSummary
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "OUTPUT_KINDS",
-    "ImageReadError",
-    "PaletteError",
-    "ImageSource",
-    "PredictionSummary",
-    "VideoSummary",
-    "Predictor",
-    "find_images",
-    "read_image",
-    "resolve_palette",
-    "colorize",
-    "overlay",
-    "load_segmentation_model",
-]
+__all__ = ["VideoSummary", "Predictor"]
 
 PathLike = Union[str, os.PathLike]
-
-
-# ------------------------------------------------------------------------------------------------ model
-def load_segmentation_model(
-    source: PathLike,
-    model_name: Optional[str] = None,
-    num_classes: Optional[int] = None,
-    dataset: Optional[str] = None,
-    map_location: Union[str, torch.device] = "cpu",
-) -> nn.Module:
-    """Same as :func:`ddrnet_zoo.load_model`, for segmentation models only (a classifier is a ``TypeError``)."""
-    model = load_model(
-        source, model_name=model_name, num_classes=num_classes, dataset=dataset, map_location=map_location
-    )
-    if not isinstance(model, DDRNetSegmentation):
-        raise InputError(
-            f"{source} holds a {type(model).__name__} (an ImageNet classifier?), not a segmentation model; "
-            "prediction needs DDRNetSegmentation weights"
-        )
-    return model
 
 
 # ------------------------------------------------------------------------------------------------ predictor

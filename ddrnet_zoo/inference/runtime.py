@@ -24,20 +24,11 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ..device import PRECISIONS, DeviceError, autocast_dtype, canonical_precision, precision_dtype, resolve_device
+from ..device import DeviceError, autocast_dtype, canonical_precision, precision_dtype, resolve_device
 from ..errors import InputError
 from .fold import fold_batchnorm
 
-__all__ = [
-    "PRECISIONS",
-    "COMPILE_MODES",
-    "InferenceOptions",
-    "InferenceModel",
-    "CUDAGraphRunner",
-    "optimize_for_inference",
-    "resolve_device",
-    "precision_dtype",
-]
+__all__ = ["COMPILE_MODES", "InferenceOptions", "InferenceModel", "CUDAGraphRunner", "optimize_for_inference"]
 # PRECISIONS, resolve_device and precision_dtype are re-exported from ddrnet_zoo.device (one vocabulary)
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

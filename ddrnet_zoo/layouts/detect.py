@@ -23,14 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from ..errors import InputError
-from ..io import (
-    CheckpointError,
-    check_loaded_tensors,
-    check_state_dict_tensors,
-    check_torch_file,
-    is_safetensors,
-    read_state_dict,
-)
+from ..io import CheckpointError, check_state_dict_tensors, is_safetensors, read_state_dict, torch_load_safe
 
 __all__ = [
     "LAYOUTS",
@@ -47,29 +40,7 @@ LAYOUTS = ("ours", "original", "mmseg")
 IGNORED_EXTRA_KEYS = ("loss.criterion.weight",)
 """Tensors of training wrappers that are not part of the network (the original code's OHEM class weights)."""
 
-# Objects that training frameworks pickle into checkpoint *metadata* (never into the weights):
-# mmengine's message hub (HistoryBuffer), numpy arrays/scalars of logged values. When
-# ``torch.load(weights_only=True)`` refuses only these, they are replaced by inert placeholders
-# that run no code, and dropped with the rest of the metadata.
-_METADATA_GLOBAL_PREFIXES = ("mmengine.", "mmcv.", "numpy.")
-
 PathLike = Union[str, Path]
-
-
-class _MetadataPlaceholder:
-    """Stands in for a refused metadata object: accepts any constructor arguments and state, does nothing."""
-
-    def __new__(cls, *args: Any, **kwargs: Any):
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f"<placeholder for {self._name}>"
 
 
 @dataclass
@@ -88,51 +59,6 @@ class CheckpointContents:
     @property
     def name(self) -> str:
         return str(self.path) if self.path is not None else "<state dict>"
-
-
-def _torch_load_weights_only(path: Path) -> Tuple[Any, List[str]]:
-    """``torch.load(weights_only=True)``; known metadata-only classes are replaced by placeholders.
-
-    Checked before and after (:func:`~ddrnet_zoo.io.check_torch_file`, :func:`~ddrnet_zoo.io.check_loaded_tensors`):
-    no zip bombs, allocating pickles or tensors that are not the file's own data.
-    """
-    check_torch_file(path)
-    obj, placeholders = _torch_load_unchecked(path)
-    check_loaded_tensors(obj, path)
-    return obj, placeholders
-
-
-def _torch_load_unchecked(path: Path) -> Tuple[Any, List[str]]:
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True), []
-    except Exception as first_error:  # torch raises several types for bad/unsafe pickles
-        try:
-            refused = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-        except Exception:
-            refused = []
-        if not refused:
-            raise CheckpointError(
-                f"{path}: cannot be read with torch.load(weights_only=True) (truncated or corrupt?): {first_error}"
-            ) from None
-        unsafe = [g for g in refused if not g.startswith(_METADATA_GLOBAL_PREFIXES)]
-        if unsafe:
-            raise CheckpointError(
-                f"{path}: refused: it holds pickled objects that are not weights; if you trust it, re-save only "
-                "its state dict\n"
-                f"  the objects: {', '.join(unsafe)} (torch.load(weights_only=True) will not execute them, nor will "
-                "ddrnet_zoo)\n"
-                "  re-save in the environment that created it: torch.save(obj['state_dict'], ...), or convert it "
-                "to safetensors"
-            ) from None
-        stand_ins = [
-            (type(name.rsplit(".", 1)[-1], (_MetadataPlaceholder,), {"_name": name}), name) for name in refused
-        ]
-        try:
-            with torch.serialization.safe_globals(stand_ins):
-                obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(f"{path}: cannot be read with torch.load(weights_only=True): {e}") from None
-        return obj, refused
 
 
 def _tensor_dict(obj: Any) -> bool:
@@ -185,13 +111,14 @@ def read_checkpoint(path: PathLike) -> CheckpointContents:
     """
     path = Path(path)
     if not path.is_file():
-        hint = " (a directory: pass its model.safetensors, or load it with ddrnet_zoo.hub.from_pretrained)"
+        hint = " (a directory: pass its model.safetensors, or load it with ddrnet_zoo.load_model)"
         raise CheckpointError(f"checkpoint file not found: {path}{hint if path.is_dir() else ''}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (an interrupted download or copy?)")
     if path.suffix == ".safetensors" or is_safetensors(path):
         return CheckpointContents(read_state_dict(path), path)
-    obj, placeholders = _torch_load_weights_only(path)
+    placeholders: List[str] = []
+    obj = torch_load_safe(path, metadata_placeholders=placeholders)
     state_dict, metadata = _split_wrapper(obj, str(path))
     wrapper = obj if metadata else None
     return CheckpointContents(state_dict, path, metadata, placeholders, wrapper)

@@ -1,6 +1,6 @@
 """DDRNet models: timm backbones and segmentation models."""
 
-from .card import build_model_card
+from ..constants import AUX_LOSS_WEIGHT
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, DAPPM, PPM, ContextProjection, build_context
 from .counting import count_flops, count_params
@@ -15,17 +15,14 @@ from .ddrnet import (
 )
 from .pretrained import load_state_dict_strict
 from .segmentation import (
-    AUX_LOSS_WEIGHT,
     DDRNetSegmentation,
     SegmentationHead,
     create_segmentation_model,
-    create_segmentation_model_from_config,
 )
 from .spec import ModelSpec, infer_model_spec
 
 __all__ = [
     "ModelSpec",
-    "build_model_card",
     "checkpoint_filter_fn",
     "count_flops",
     "count_params",
@@ -40,7 +37,6 @@ __all__ = [
     "DDRNetSegmentation",
     "SegmentationHead",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
     "SegmentationConfig",
     "MODEL_ARCHS",
     "DDRNet",

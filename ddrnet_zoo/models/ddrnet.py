@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import detect_layout, original_keys, read_shapes, unwrap_state_dict
 from ..published import HF_HUB_ORG, PUBLISHED_HUB_IDS, check_published
+from ..text import listing
 from .layers import Bottleneck, check_count, check_image_batch, make_stage, resize_to
 
 __all__ = [
@@ -656,11 +657,6 @@ class DualResolutionFeatureNet(nn.Module):
         return self.model.forward_dual(x, return_aux=self.return_aux)
 
 
-def _listing(items: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(str(i) for i in list(items)[:limit])
-    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
-
-
 def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> Dict[str, torch.Tensor]:
     """timm ``pretrained_filter_fn``: accept classification weights in our or the original layout.
 
@@ -685,8 +681,8 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> Dict[str, torch.
     missing = [k for k in missing if not k.startswith("linear.")]
     if unexpected or missing:
         raise CheckpointError(
-            f"{layout}-layout checkpoint does not match {type(model).__name__}: missing {_listing(missing)}; "
-            f"unexpected {_listing(unexpected)}"
+            f"{layout}-layout checkpoint does not match {type(model).__name__}: missing {listing(missing)}; "
+            f"unexpected {listing(unexpected)}"
         )
     out = {inverse[k]: v for k, v in sd.items()}
     for k in mapping:

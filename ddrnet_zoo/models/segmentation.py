@@ -1,52 +1,37 @@
 """DDRNet for semantic segmentation (paper Sec. III-D, III-E, Fig. 4), built from and carrying its config.
 
-Hub I/O is :class:`huggingface_hub.PyTorchModelHubMixin`'s (``save_pretrained``, ``push_to_hub``,
-``from_pretrained``) with our hooks: ``_save_pretrained`` writes the weights (checked against the
-config), ``generate_model_card`` writes our card (:mod:`.card`), ``_from_pretrained`` loads strictly
-(:func:`.pretrained.load_state_dict_strict`). Two of the mixin's methods are wrapped, each for one reason:
-
-* ``save_pretrained``: the mixin writes into the folder file by file; we write a fresh folder beside it
-  and swap it in whole (:func:`ddrnet_zoo.io.atomic_directory`), so an interrupted save never leaves
-  weights and config of different saves.
-* ``from_pretrained``: the mixin's reads ``config.json`` with no error naming the file, turns a Hub
-  download error into "no config", and knows neither ``hf-hub:``/``@revision`` ids nor unpublished
-  ddrnet_zoo weights; ours parses the source, fails fast and clearly, then calls ``_from_pretrained``.
+Hub I/O follows :class:`huggingface_hub.PyTorchModelHubMixin`: ``_save_pretrained`` writes the weights
+and ``_from_pretrained`` loads them strictly. Folders with our model card, written atomically, come
+from :func:`ddrnet_zoo.hub.save_pretrained`; the one loader of every source is :func:`ddrnet_zoo.load_model`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Union
 
 import timm
 import torch
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE
 from safetensors.torch import save_file
 from torch import nn
 
-from ..constants import AUX_LOSS_WEIGHT
 from ..errors import InputError
-from ..io import atomic_directory, read_state_dict
-from .card import MODEL_CARD_NAME, build_model_card
+from ..io import read_state_dict
 from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, build_context
 from .ddrnet import MODEL_ARCHS, DDRNet, arch_dict
 from .layers import NormActConv, resize_to
-from .pretrained import CONFIG_NAME, WEIGHTS_NAME, HubSource, load_state_dict_strict, open_hub_source
+from .pretrained import build_with_weights
 
 __all__ = [
     "SegmentationHead",
     "DDRNetSegmentation",
     "create_segmentation_model",
-    "create_segmentation_model_from_config",
-    "AUX_LOSS_WEIGHT",
 ]
-
-# files of a Hub folder that a new save replaces or drops (other files in the folder are kept)
-HUB_FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME, "pytorch_model.bin", "model.safetensors.index.json")
 
 
 def _positive_int(value, name: str) -> int:
@@ -237,106 +222,21 @@ class DDRNetSegmentation(
                 f"aux_head={config.aux_head}) does not describe this model; differing tensors: {diff[:8]}"
             )
 
-    def save_pretrained(
-        self,
-        save_directory: Union[str, os.PathLike],
-        *,
-        config: Optional[Union[SegmentationConfig, Dict[str, Any]]] = None,
-        model_card: bool = True,
-        repo_id: Optional[str] = None,
-        results: Optional[Sequence[Dict[str, Any]]] = None,
-        flops_input_size: Optional[Tuple[int, int]] = None,
-        model_card_kwargs: Optional[Dict[str, Any]] = None,
-        push_to_hub: bool = False,
-        **push_to_hub_kwargs,
-    ) -> Path:
-        """Write a Hub folder: ``model.safetensors``, ``config.json`` (default ``model.config``), ``README.md``.
+    @property
+    def _hub_mixin_config(self) -> Optional[Dict[str, Any]]:
+        """What the mixin's ``save_pretrained`` / ``push_to_hub`` write as ``config.json``: ``model.config``."""
+        config = self.__dict__.get("config")
+        return None if config is None else config.to_dict()
 
-        The folder is written beside ``save_directory`` and replaces it as a whole (see
-        :func:`ddrnet_zoo.io.atomic_directory`); other files in an existing folder are kept.
-        Returns the folder (with ``push_to_hub=True``, the mixin's upload result).
-        """
-        if isinstance(config, dict):
-            config = SegmentationConfig.from_dict(config)
-        config = config or self.config
-        self.check_config(config)
-        card_kwargs = dict(model_card_kwargs or {})
-        card_kwargs.setdefault("config", config)
-        card_kwargs.setdefault("repo_id", repo_id)
-        card_kwargs.setdefault("results", results)
-        card_kwargs.setdefault("flops_input_size", flops_input_size)
-        save_directory = Path(save_directory)
-        with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
-            if not model_card:
-                (tmp / MODEL_CARD_NAME).touch()  # the mixin writes a card only where none is
-            super().save_pretrained(tmp, config=config.to_dict(), model_card_kwargs=card_kwargs)
-            if not model_card:
-                (tmp / MODEL_CARD_NAME).unlink()
-        if push_to_hub:
-            kwargs = dict(push_to_hub_kwargs, config=config, model_card_kwargs=card_kwargs)
-            return self.push_to_hub(repo_id or save_directory.name, **kwargs)
-        return save_directory
+    @_hub_mixin_config.setter
+    def _hub_mixin_config(self, value: Any) -> None:
+        # the mixin records __init__'s arguments here before __init__ runs; model.config is the record
+        pass
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """The mixin's hook: the weights, as own contiguous CPU tensors (shared storage cannot be saved)."""
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
-        save_file(tensors, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
-
-    def generate_model_card(self, *args, **kwargs):
-        """The mixin's hook: our card with measured figures (see :func:`~ddrnet_zoo.models.card.build_model_card`)."""
-        return build_model_card(self, **kwargs)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: Union[str, os.PathLike],
-        *,
-        revision: Optional[str] = None,
-        cache_dir: Optional[Union[str, os.PathLike]] = None,
-        local_files_only: bool = False,
-        token: Optional[Union[str, bool]] = None,
-        map_location: Union[str, torch.device] = "cpu",
-        strict: bool = True,
-        upsample_logits: Optional[bool] = None,
-        **kwargs: Any,
-    ) -> DDRNetSegmentation:
-        """Load from a Hub id (``ORG/NAME``, ``hf-hub:``, ``@revision``) or a Hub folder, in eval mode (same as
-        :func:`ddrnet_zoo.load_model` for these sources).
-        """
-        hub = open_hub_source(pretrained_model_name_or_path, revision, cache_dir, local_files_only, token)
-        if hub.is_timm:
-            raise InputError(f"{pretrained_model_name_or_path} holds a DDRNet classifier, not a segmentation model")
-        return cls.from_hub_source(
-            hub, cache_dir, local_files_only, token, map_location, strict, upsample_logits, **kwargs
-        )
-
-    @classmethod
-    def from_hub_source(
-        cls,
-        hub: HubSource,
-        cache_dir: Optional[Union[str, os.PathLike]] = None,
-        local_files_only: bool = False,
-        token: Optional[Union[str, bool]] = None,
-        map_location: Union[str, torch.device] = "cpu",
-        strict: bool = True,
-        upsample_logits: Optional[bool] = None,
-        **kwargs: Any,
-    ) -> DDRNetSegmentation:
-        """The model of an opened Hub folder or repository (through the mixin's ``_from_pretrained`` hook)."""
-        return cls._from_pretrained(
-            model_id=hub.model_id,
-            revision=hub.revision,
-            cache_dir=cache_dir,
-            force_download=bool(kwargs.pop("force_download", False)),
-            local_files_only=local_files_only,
-            token=token,
-            config=hub.segmentation_config(),
-            map_location=map_location,
-            strict=strict,
-            upsample_logits=upsample_logits,
-            hub=hub,
-            **kwargs,
-        )
+        save_file(tensors, str(save_directory / SAFETENSORS_SINGLE_FILE), metadata={"format": "pt"})
 
     @classmethod
     def _from_pretrained(
@@ -348,29 +248,45 @@ class DDRNetSegmentation(
         force_download: bool,
         local_files_only: bool,
         token: Optional[Union[str, bool]],
-        config: Optional[SegmentationConfig] = None,
+        config: Optional[Union[SegmentationConfig, Dict[str, Any]]] = None,
         map_location: Union[str, torch.device] = "cpu",
         strict: bool = True,
         upsample_logits: Optional[bool] = None,
-        hub=None,
-        **model_kwargs: Any,
+        **init_kwargs: Any,
     ) -> DDRNetSegmentation:
-        """The mixin's hook: build from ``config`` and load ``model.safetensors`` strictly, in eval mode."""
-        if hub is None:
-            hub = open_hub_source(model_id, revision, cache_dir, local_files_only, token)
+        """The mixin's hook behind its ``from_pretrained``: build from ``config`` and load the weights strictly.
+
+        :func:`ddrnet_zoo.load_model` is the loader to use: it takes every source and checks what it holds
+        before any weights are read; this hook keeps huggingface_hub's own entry point working.
+        """
+        if isinstance(config, dict):
+            config = SegmentationConfig.from_dict(config)
         if not isinstance(config, SegmentationConfig):
-            config = hub.segmentation_config()
+            raise InputError(f"{model_id}: no ddrnet_zoo config.json there; load the model with ddrnet_zoo.load_model")
+        # the mixin passes the config's values of __init__'s arguments again: they must agree with it
+        unknown = sorted(set(init_kwargs) - {"num_classes", "context", "aux_head"})
+        if unknown:
+            raise InputError(f"unexpected arguments {unknown}; the model is built from {model_id}'s config.json")
+        differing = {k: v for k, v in init_kwargs.items() if getattr(config, k) != v}
+        if differing:
+            raise InputError(f"{model_id} holds a model with other {sorted(differing)} than {differing}")
         if upsample_logits is not None:
             config.upsample_logits = upsample_logits
-        weights_path = hub.fetch(WEIGHTS_NAME)
-        state_dict = read_state_dict(weights_path)
-        # strict: build on the meta device and take the loaded tensors (no wasted initialisation);
-        # non-strict: keys the file lacks keep their fresh initialisation
-        with torch.device("meta") if strict else contextlib.nullcontext():
-            model = cls.from_config(config, **model_kwargs)
-        state_dict = {k: v.to(map_location) for k, v in state_dict.items()}
-        load_state_dict_strict(model, state_dict, str(weights_path), strict=strict, assign=strict)
-        return model.to(map_location).eval()
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, SAFETENSORS_SINGLE_FILE)
+        else:
+            weights = hf_hub_download(
+                model_id,
+                SAFETENSORS_SINGLE_FILE,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        return build_with_weights(
+            lambda: cls.from_config(config), read_state_dict(weights), weights, map_location, strict
+        )
 
     def forward(
         self, x: torch.Tensor, return_aux: Optional[bool] = None
@@ -436,11 +352,3 @@ def create_segmentation_model(
     return DDRNetSegmentation.from_config(
         config, pretrained_backbone=pretrained_backbone, backbone_name=model_name, **backbone_kwargs
     )
-
-
-def create_segmentation_model_from_config(config: SegmentationConfig, **backbone_kwargs) -> DDRNetSegmentation:
-    """Build the (randomly initialised) model described by ``config``; ``model.config`` is ``config``.
-
-    Same as :meth:`DDRNetSegmentation.from_config`.
-    """
-    return DDRNetSegmentation.from_config(config, **backbone_kwargs)
