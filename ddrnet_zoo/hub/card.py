@@ -77,11 +77,12 @@ def _default_repo_name(model: nn.Module, config) -> str:
 
 
 def _measure(
-    model: nn.Module, seg: bool, flops_input_size: Optional[Tuple[int, int]], load_line: str
+    model: nn.Module, seg: bool, flops_input_size: Optional[Tuple[int, int]], load_lines: List[str]
 ) -> Tuple[List[Tuple[str, str]], List[str]]:
     """Measured figures of ``model`` (rows of the card) and the code that measures them again."""
     rows = [("Parameters (all)", f"{count_params(model) / 1e6:.3f} M")]
-    code = ["from ddrnet_zoo.flops import count_flops, count_params", load_line, "print(count_params(model) / 1e6)"]
+    code = [*load_lines[:-1], "from ddrnet_zoo.flops import count_flops, count_params", "", load_lines[-1]]
+    code.append("print(count_params(model) / 1e6)")
     counted = copy.deepcopy(model).to("cpu").float().eval()
     if seg:  # the paper's convention (ddrnet_zoo.flops): no auxiliary head, BN folded, logits at 1/8
         counted.aux_head = None
@@ -223,10 +224,14 @@ def build_model_card(
             f"| Input | {tuple(model.pretrained_cfg.get('input_size', (3, 224, 224)))} |",
         ]
     if seg:
-        load_line = f"from ddrnet_zoo import load_model; model = load_model({name!r})"
+        load_lines = ["from ddrnet_zoo import load_model", f"model = load_model({name!r})"]
     else:
-        load_line = f"import timm, ddrnet_zoo; model = timm.create_model('hf-hub:{name}', pretrained=True)"
-    rows, code = _measure(model, seg, flops_input_size, load_line)
+        load_lines = [
+            "import timm",
+            "import ddrnet_zoo",
+            f"model = timm.create_model('hf-hub:{name}', pretrained=True)",
+        ]
+    rows, code = _measure(model, seg, flops_input_size, load_lines)
     lines += ["", "## Measured figures", "", "| Figure | Value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "Measured on these weights when the card was written; measure again with:", "", "```python"]
