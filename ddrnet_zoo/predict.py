@@ -105,8 +105,8 @@ def _load_onnx(args: argparse.Namespace, device):
     ]
     if torch_only:
         raise InputError(
-            f"{' and '.join(torch_only)} apply to PyTorch models, not to the ONNX file {args.model} "
-            "(onnxruntime runs it as exported; for speed export an INT8 file with ddrnet-export --quantize int8)"
+            f"{' and '.join(torch_only)}: PyTorch-only, not for the ONNX file {args.model}; leave them out\n"
+            "  onnxruntime runs the file as exported; for speed, export an INT8 file (ddrnet-export --quantize int8)"
         )
     model = load_onnx_model(args.model, device=device)
     if args.num_classes is not None and args.num_classes != model.num_classes:

@@ -192,7 +192,7 @@ def test_onnx_model_api_and_tta(onnx_files, model_dir):
     assert (Predictor(model, **tta).predict(image) == expected).mean() > 0.999
     with pytest.raises(ValueError, match="minimum input 64"):
         model(torch.randn(1, 3, 32, 96))
-    with pytest.raises(ValueError, match="torch.compile and --precision do not apply"):
+    with pytest.raises(ValueError, match="runs in onnxruntime as stored: leave out compile and precision"):
         Predictor(model, compile="default")
 
 
@@ -200,8 +200,8 @@ def test_onnx_prediction_bad_input(onnx_files, frames, tmp_path, capsys):
     fp32 = str(onnx_files[0])
     out = tmp_path / "out"
     for flags, message in (
-        (["--compile", "default"], "--compile default apply to PyTorch models, not to the ONNX file"),
-        (["--precision", "bf16"], "--precision bf16 apply to PyTorch models"),
+        (["--compile", "default"], "--compile default: PyTorch-only, not for the ONNX file"),
+        (["--precision", "bf16"], "--precision bf16: PyTorch-only"),
         (["--num-classes", "19"], "predicts 11 classes, not --num-classes 19"),
     ):
         assert predict_main(["-m", fp32, str(frames), "-o", str(out), *flags]) == 2

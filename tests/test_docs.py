@@ -169,6 +169,9 @@ def _make_inputs(root: Path, hub_folders: bool) -> None:
     for name in ("frame.png", "img.jpg", "frames/0001.png", "frames/0002.png", "more/0003.jpg"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / name)
+    for shipped in ("weights", "examples"):  # the repository's own model and frames, as the docs name them
+        if (REPO / shipped).is_dir():
+            (root / shipped).symlink_to(REPO / shipped, target_is_directory=True)
     results = [{"metric": "mIoU", "value": 0.0, "dataset": "cityscapes", "split": "val", "notes": "stand-in"}]
     (root / "results.json").write_text(json.dumps(results))
     if hub_folders:

@@ -229,7 +229,7 @@ def test_worker_errors_reach_the_user_as_one_line(tmp_path, capsys):
     log = capsys.readouterr().err.strip()
     err = log.splitlines()[-1]  # after the training log's lines
     assert "Traceback" not in log and log.count("ddrnet-train: error:") == 1, log
-    assert err.startswith("ddrnet-train: error: label image") and "train1.png has mode RGB" in err
+    assert err.startswith("ddrnet-train: error: label image") and "train1.png is RGB, not class indices" in err
     assert err.endswith("(in data-loader worker 0)") or err.endswith("(in data-loader worker 1)")
 
 

@@ -295,7 +295,7 @@ def test_resume_is_bit_exact(tmp_path, fast_cpu):
     # resuming a finished run does nothing; one image per BatchNorm batch is refused up front
     again = train(load_config(None, synthetic_overrides(root, tmp_path / "b")), "auto")
     assert again["already_complete"] and again["iteration"] == 6
-    with pytest.raises(ConfigError, match="1 image per process and micro-batch"):
+    with pytest.raises(ConfigError, match="1 image per process: use at least 2"):
         train(load_config(None, synthetic_overrides(root, tmp_path / "c", **{"data.batch_size": 1})))
 
 

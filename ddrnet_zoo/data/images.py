@@ -121,8 +121,8 @@ def read_label(path: PathLike) -> np.ndarray:
         with Image.open(path) as im:
             if im.mode not in _LABEL_MODES:
                 raise DatasetError(
-                    f"label image {path} has mode {im.mode}: labels must be single-channel images of class indices "
-                    "(8/16-bit grayscale or palette PNG), not colour-coded RGB masks"
+                    f"label image {path} is {im.mode}, not class indices: convert it to single-channel PNGs\n"
+                    "  labels are 8/16-bit grayscale or palette PNGs of class indices, not colour-coded RGB masks"
                 )
             arr = np.array(im)
     except FileNotFoundError:

@@ -99,9 +99,10 @@ class Trainer:
         sync_bn = cfg.model.sync_bn and world > 1 and self.device.type == "cuda"
         if self.micro_batch < 2 and not sync_bn and cfg.model.context != "none":
             raise ConfigError(
-                f"{self.micro_batch} image per process and micro-batch: the global-pooling branch of the context "
-                "module then has one value per channel, which BatchNorm cannot train on; use at least 2 images "
-                "per process (data.batch_size / (processes x train.accum_steps)), or SyncBatchNorm on GPUs"
+                f"{self.micro_batch} image per process: use at least 2 (raise data.batch_size)\n"
+                "  images per process = data.batch_size / (processes x train.accum_steps); with 1, the context "
+                "module's global pooling gives BatchNorm one value per channel, which it cannot train on "
+                "(or use model.sync_bn on GPUs)"
             )
         if self.iters_per_epoch < 1:
             raise ConfigError(

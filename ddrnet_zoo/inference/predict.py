@@ -131,8 +131,8 @@ class Predictor:
         if isinstance(model, OnnxSegmentationModel):
             if compile or canonical_precision(precision) != "fp32":
                 raise InputError(
-                    f"{model.path} runs in onnxruntime as stored: torch.compile and --precision do not apply "
-                    "(export an INT8 file with ddrnet-export --quantize int8 for a faster ONNX model)"
+                    f"{model.path} runs in onnxruntime as stored: leave out compile and precision\n"
+                    "  for a faster ONNX model, export an INT8 file (ddrnet-export --quantize int8)"
                 )
             self.engine = model
         elif isinstance(model, InferenceModel):
