@@ -22,7 +22,9 @@ one portable file that ``ddrnet-predict`` and ``ddrnet-eval`` run like the float
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -212,6 +214,47 @@ def _reader(paths: Sequence[Path], input_name: str, mean, std, size: Optional[Tu
     return reader
 
 
+class _PerChannelAxisFilter(logging.Filter):
+    """Drops onnxruntime's 'Axis 1 is out-of-range for weight ... with rank 1' lines.
+
+    They are printed once per 1-D weight (the scales of the BatchNorms that cannot be folded) when
+    weights are quantized per channel; onnxruntime then gives that weight one scale, which is what a
+    1-D tensor needs. Nothing for the user to act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Axis ") or "is out-of-range for weight" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_per_channel_axis_warnings() -> Iterator[None]:
+    noise = _PerChannelAxisFilter()
+    root = logging.getLogger()
+    root.addFilter(noise)
+    try:
+        yield
+    finally:
+        root.removeFilter(noise)
+
+
+def _quantize_static(
+    quant: Any, pre: Path, out: Path, reader: Any, per_channel: bool, tail: List[str], calibrate: Any
+) -> None:
+    """onnxruntime's ``quantize_static`` in the QDQ format with our settings."""
+    quant.quantize_static(
+        str(pre),
+        str(out),
+        reader,
+        quant_format=quant.QuantFormat.QDQ,
+        per_channel=per_channel,
+        activation_type=quant.QuantType.QUInt8,
+        weight_type=quant.QuantType.QInt8,
+        nodes_to_exclude=tail,
+        calibrate_method=calibrate,
+        extra_options={"CalibTensorRangeSymmetric": False},
+    )
+
+
 def quantize_onnx(
     fp32_path: PathLike,
     int8_path: PathLike,
@@ -266,18 +309,10 @@ def quantize_onnx(
             "entropy": quant.CalibrationMethod.Entropy,
         }[method]
         out = Path(tmp) / "int8.onnx"
-        quant.quantize_static(
-            str(pre),
-            str(out),
-            _reader(paths, input_name, mean, std, size, progress),
-            quant_format=quant.QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=quant.QuantType.QUInt8,
-            weight_type=quant.QuantType.QInt8,
-            nodes_to_exclude=tail,
-            calibrate_method=calibrate,
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+        with _without_per_channel_axis_warnings():
+            _quantize_static(
+                quant, pre, out, _reader(paths, input_name, mean, std, size, progress), per_channel, tail, calibrate
+            )
         seconds = time.perf_counter() - start
         model = onnx.load(str(out))
         details = {
