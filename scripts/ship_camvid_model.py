@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("run", help="a ddrnet-train output folder (config.yaml, last.pt, train_log.csv, final/)")
     p.add_argument("--data-root", required=True, help="CamVid (SegNet layout) for the val scores")
@@ -218,7 +219,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "default: the run's config as one command)",
     )
     p.add_argument("--fp16-tolerance", type=float, default=0.1, help="mIoU points fp16 weights may lose (0.1)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     return run_cli("ship_camvid_model", lambda: run(args))
 
 
