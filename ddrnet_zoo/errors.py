@@ -83,7 +83,8 @@ def user_message(exc: BaseException) -> str:
         # the last "[module.]Name: message" of the traceback (the message may span lines)
         tail = re.split(rf"^(?:[\w.]+\.)?{re.escape(name)}: ", text, flags=re.M)
         message = tail[-1].strip() if len(tail) > 1 else text.splitlines()[-1]
-        text = f"{message} (in data-loader worker {match.group(2)})"
+        first, *details = message.split("\n")  # the worker's number ends the first line, before the details
+        text = "\n".join([f"{first} (in data-loader worker {match.group(2)})", *details])
     if isinstance(exc, OSError) and not isinstance(exc, DDRNetError):
         hint = _OS_HINTS.get(exc.errno or -1)
         if hint:

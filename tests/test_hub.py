@@ -149,14 +149,14 @@ def test_model_card(tmp_path):
     assert f"| Parameters (all) | {params:.3f} M |" in text
     assert "GFLOPs at 64x64" in text
     assert "ddrnet-eval --x" in text and "arXiv:2101.06085" in text and "Hong, Yuanduo" in text
-    assert f"load_model('{ORG}/tiny.camvid')" in text
+    assert f'load_model("{ORG}/tiny.camvid")' in text
     # the card's snippets run on the folder: the measurement prints the card's figures
-    measure = text.split("```python\n")[1].split("```")[0].replace(f"'{ORG}/tiny.camvid'", repr(str(folder)))
+    measure = text.split("```python\n")[1].split("```")[0].replace(f'"{ORG}/tiny.camvid"', repr(str(folder)))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(measure, {})
     assert float(printed.getvalue().split()[0]) == pytest.approx(params, abs=5e-4)
-    snippet = text.split("```python\n")[2].split("```")[0].replace(f"'{ORG}/tiny.camvid'", repr(str(folder)))
+    snippet = text.split("```python\n")[2].split("```")[0].replace(f'"{ORG}/tiny.camvid"', repr(str(folder)))
     snippet = snippet.replace("512, 1024", "64, 64")
     scope: dict = {}
     exec(snippet, scope)

@@ -227,10 +227,11 @@ def test_worker_errors_reach_the_user_as_one_line(tmp_path, capsys):
     argv = ["--set", *synthetic_overrides(data, tmp_path / "run", **{"data.num_workers": 2})]
     assert train_main(argv) == 2
     log = capsys.readouterr().err.strip()
-    err = log.splitlines()[-1]  # after the training log's lines
+    err = log[log.index("ddrnet-train: error:") :].splitlines()  # after the training log's lines
     assert "Traceback" not in log and log.count("ddrnet-train: error:") == 1, log
-    assert err.startswith("ddrnet-train: error: label image") and "train1.png is RGB, not class indices" in err
-    assert err.endswith("(in data-loader worker 0)") or err.endswith("(in data-loader worker 1)")
+    assert err[0].startswith("ddrnet-train: error: label image") and "train1.png is RGB, not class indices" in err[0]
+    assert err[0].endswith("(in data-loader worker 0)") or err[0].endswith("(in data-loader worker 1)"), err
+    assert len(err) == 2 and err[1].startswith("  labels are 8/16-bit grayscale"), err  # the details, indented
 
 
 def test_truncated_image_with_workers(model_dir, tmp_path, capsys):

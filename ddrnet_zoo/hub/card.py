@@ -8,6 +8,7 @@ them, or a class/palette table, which this card's readers need.
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -74,6 +75,11 @@ def _default_repo_name(model: nn.Module, config) -> str:
         custom = _custom_arch(config)
         return f"{config.architecture}{custom[0] if custom else ''}{ds}"
     return model.pretrained_cfg.get("architecture", "ddrnet") if hasattr(model, "pretrained_cfg") else "ddrnet"
+
+
+def _py_str(text: str) -> str:
+    """A Python string literal as ruff format writes it (double quotes), for the card's code."""
+    return json.dumps(text)
 
 
 def _measure(
@@ -224,7 +230,7 @@ def build_model_card(
             f"| Input | {tuple(model.pretrained_cfg.get('input_size', (3, 224, 224)))} |",
         ]
     if seg:
-        load_lines = ["from ddrnet_zoo import load_model", f"model = load_model({name!r})"]
+        load_lines = ["from ddrnet_zoo import load_model", f"model = load_model({_py_str(name)})"]
     else:
         load_lines = [
             "import timm",
@@ -256,7 +262,7 @@ def build_model_card(
             "import torch",
             "from ddrnet_zoo import load_model",
             "",
-            f"model = load_model({name!r})  # in eval mode",
+            f"model = load_model({_py_str(name)})  # in eval mode",
             "cfg = model.config",
             "mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)",
             "std = torch.tensor(cfg.std).view(1, -1, 1, 1)",
@@ -267,7 +273,7 @@ def build_model_card(
         ]
     else:
         default_id = pretrained_hub_id(architecture)  # the default tag's Hub id: the plain name loads it
-        how = f"{architecture!r}" if default_id == name else f"'hf-hub:{name}'"
+        how = _py_str(architecture if default_id == name else f"hf-hub:{name}")
         lines += [
             "import timm",
             "import ddrnet_zoo  # registers the DDRNet models with timm",
@@ -275,7 +281,7 @@ def build_model_card(
             f"model = timm.create_model({how}, pretrained=True).eval()",
             "data_cfg = timm.data.resolve_data_config({}, model=model)",
             "transform = timm.data.create_transform(**data_cfg)",
-            f"# as a segmentation backbone: ddrnet_zoo.create_segmentation_model({architecture!r}, "
+            f"# as a segmentation backbone: ddrnet_zoo.create_segmentation_model({_py_str(architecture)}, "
             "pretrained_backbone=True)",
         ]
     lines += ["```"]
