@@ -251,14 +251,14 @@ def test_user_message_reduces_a_worker_traceback():
     from torch._utils import ExceptionWrapper
 
     try:
-        raise OutputPathError("the output folder x is not writable;\nchoose another location")
+        raise OutputPathError("the output folder x is not writable\n  choose another location")
     except OutputPathError:
         wrapped = ExceptionWrapper(where="in DataLoader worker process 3")
     with pytest.raises(OutputPathError) as info:
         wrapped.reraise()
     assert "Original Traceback" in str(info.value)
-    assert user_message(info.value) == (
-        "the output folder x is not writable;\nchoose another location (in data-loader worker 3)"
+    assert user_message(info.value) == (  # the worker's number ends the first line; the details follow
+        "the output folder x is not writable (in data-loader worker 3)\n  choose another location"
     )
     err = PermissionError(13, "Permission denied", "/x/y")
     assert user_message(err) == "[Errno 13] Permission denied: '/x/y': check the permissions of the path or choose " \
