@@ -22,12 +22,19 @@ from ddrnet_zoo import load_model
 from ddrnet_zoo.convert import convert_checkpoint
 from ddrnet_zoo.convert.cli import _apply_overrides
 from ddrnet_zoo.errors import run_cli
-from ddrnet_zoo.hub import CONFIG_NAME, HUB_FOLDER_FILES, WEIGHTS_NAME, save_pretrained, upload_folder_to_hub
+from ddrnet_zoo.hub import (
+    CONFIG_NAME,
+    HUB_FOLDER_FILES,
+    MODEL_CARD_NAME,
+    WEIGHTS_NAME,
+    save_pretrained,
+    upload_folder_to_hub,
+)
 from ddrnet_zoo.io import atomic_directory
 from ddrnet_zoo.models import DDRNetSegmentation
 from ddrnet_zoo.models.pretrained import build_with_weights
 
-FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, "README.md")  # a complete Hub folder, as save_pretrained writes it
+FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME)  # a complete Hub folder, as save_pretrained writes it
 
 EPILOG = """\
 examples:

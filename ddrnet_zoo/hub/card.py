@@ -87,7 +87,8 @@ def _measure(
 ) -> Tuple[List[Tuple[str, str]], List[str]]:
     """Measured figures of ``model`` (rows of the card) and the code that measures them again."""
     rows = [("Parameters (all)", f"{count_params(model) / 1e6:.3f} M")]
-    code = [*load_lines[:-1], "from ddrnet_zoo.flops import count_flops, count_params", "", load_lines[-1]]
+    *imports, load = load_lines
+    code = [*imports, "from ddrnet_zoo.flops import count_flops, count_params", "", load]
     code.append("print(count_params(model) / 1e6)")
     counted = copy.deepcopy(model).to("cpu").float().eval()
     if seg:  # the paper's convention (ddrnet_zoo.flops): no auxiliary head, BN folded, logits at 1/8

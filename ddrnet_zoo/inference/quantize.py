@@ -228,6 +228,7 @@ class _PerChannelAxisFilter(logging.Filter):
 
 @contextlib.contextmanager
 def _without_per_channel_axis_warnings() -> Iterator[None]:
+    """The root logger without :class:`_PerChannelAxisFilter`'s lines, for the length of the block."""
     noise = _PerChannelAxisFilter()
     root = logging.getLogger()
     root.addFilter(noise)
@@ -235,24 +236,6 @@ def _without_per_channel_axis_warnings() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(noise)
-
-
-def _quantize_static(
-    quant: Any, pre: Path, out: Path, reader: Any, per_channel: bool, tail: List[str], calibrate: Any
-) -> None:
-    """onnxruntime's ``quantize_static`` in the QDQ format with our settings."""
-    quant.quantize_static(
-        str(pre),
-        str(out),
-        reader,
-        quant_format=quant.QuantFormat.QDQ,
-        per_channel=per_channel,
-        activation_type=quant.QuantType.QUInt8,
-        weight_type=quant.QuantType.QInt8,
-        nodes_to_exclude=tail,
-        calibrate_method=calibrate,
-        extra_options={"CalibTensorRangeSymmetric": False},
-    )
 
 
 def quantize_onnx(
@@ -310,8 +293,17 @@ def quantize_onnx(
         }[method]
         out = Path(tmp) / "int8.onnx"
         with _without_per_channel_axis_warnings():
-            _quantize_static(
-                quant, pre, out, _reader(paths, input_name, mean, std, size, progress), per_channel, tail, calibrate
+            quant.quantize_static(
+                str(pre),
+                str(out),
+                _reader(paths, input_name, mean, std, size, progress),
+                quant_format=quant.QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=quant.QuantType.QUInt8,
+                weight_type=quant.QuantType.QInt8,
+                nodes_to_exclude=tail,
+                calibrate_method=calibrate,
+                extra_options={"CalibTensorRangeSymmetric": False},
             )
         seconds = time.perf_counter() - start
         model = onnx.load(str(out))
