@@ -9,7 +9,6 @@ from .models import (
     DDRNetArch,
     DDRNetSegmentation,
     DualResolutionFeatures,
-    SegmentationConfig,
     create_ddrnet,
     create_segmentation_model,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "DDRNetSegmentation",
     "DualResolutionFeatures",
     "create_ddrnet",
-    "SegmentationConfig",
     "create_segmentation_model",
     "load_model",
     "push_to_hub",

@@ -47,7 +47,7 @@ from .io import (
     torch_load_safe,
 )
 from .metrics import format_metrics_table, to_jsonable
-from .models import DDRNetSegmentation, SegmentationConfig
+from .models import DDRNetSegmentation
 from .text import plural
 
 __all__ = ["build_parser", "main"]
@@ -99,14 +99,14 @@ def _load_for_eval(
         model = load_onnx_model(checkpoint)
         if model.config is None and config is None:
             raise ConfigError(f"{checkpoint} has no ddrnet_zoo config in its metadata: pass --config (the data)")
-        recipe = (model.config.metadata.get("training") or {}).get("recipe") if model.config else None
-        return model, _data_config(config, overrides, recipe, model.config)
+        recipe = (model.metadata.get("training") or {}).get("recipe")
+        return model, _data_config(config, overrides, recipe, model.dataset)
     if checkpoint.is_dir():
         if not (checkpoint / CONFIG_NAME).is_file():
             raise not_a_model_folder_error(checkpoint)  # a run folder names its best/ and final/
         model = load_model(checkpoint)
-        recipe = (model.config.metadata.get("training") or {}).get("recipe")
-        return model, _data_config(config, overrides, recipe, model.config)
+        recipe = (model.metadata.get("training") or {}).get("recipe")
+        return model, _data_config(config, overrides, recipe, model.dataset)
     if not checkpoint.is_file():
         raise missing_source_error(str(checkpoint))
     weights = None
@@ -114,7 +114,7 @@ def _load_for_eval(
         state = torch_load_safe(checkpoint)
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
             model = load_model(checkpoint, task="segmentation")  # it keeps the recipe in the config's metadata
-            return model, _data_config(config, overrides, state["config"], model.config)
+            return model, _data_config(config, overrides, state["config"], model.dataset)
         weights = state_dict_from(state, checkpoint)  # read once: a bare weights file
     # a bare weights file: the config describes the model
     if config is None:
@@ -127,7 +127,7 @@ def _load_for_eval(
 
 
 def _data_config(
-    config: Optional[str], overrides: Tuple[str, ...], recipe: Optional[Dict[str, Any]], mcfg: SegmentationConfig
+    config: Optional[str], overrides: Tuple[str, ...], recipe: Optional[Dict[str, Any]], dataset: Dict[str, Any]
 ) -> TrainConfig:
     if config is not None:
         return load_config(config, overrides)
@@ -135,10 +135,12 @@ def _data_config(
         return config_from_dict(recipe, overrides)
     # a model directory without a recipe: its dataset metadata
     d: Dict[str, Any] = {"data": {}}
-    if mcfg.dataset in ("cityscapes", "camvid"):
-        d["data"]["dataset"] = mcfg.dataset
+    if dataset["name"] in ("cityscapes", "camvid"):
+        d["data"]["dataset"] = dataset["name"]
     else:
-        d["data"].update(dataset="folder", class_names=mcfg.class_names, name=mcfg.dataset, palette=mcfg.palette)
+        d["data"].update(
+            dataset="folder", class_names=dataset["class_names"], name=dataset["name"], palette=dataset["palette"]
+        )
     return config_from_dict(d, overrides)
 
 

@@ -174,9 +174,9 @@ def _calibration(args: argparse.Namespace, fmt: str) -> Optional[List[Path]]:
 
 def _quantize(args: argparse.Namespace, model, calibration: List[Path]) -> int:
     """Export float32 ONNX to a temporary file, quantize it, compare the two, then write the INT8 file."""
-    cfg = getattr(model, "config", None)
-    mean = getattr(cfg, "mean", None) or DEFAULT_MEAN
-    std = getattr(cfg, "std", None) or DEFAULT_STD
+    dataset = getattr(model, "dataset", None) or {}
+    mean = dataset.get("mean") or DEFAULT_MEAN
+    std = dataset.get("std") or DEFAULT_STD
     compare = comparison_images(args.calibration, calibration, args.compare_count)
     size = tuple(args.example_size) if args.static else None  # a fixed-size graph takes resized images
     with tempfile.TemporaryDirectory(prefix="ddrnet_export_") as tmp:

@@ -111,7 +111,7 @@ def _load_onnx(args: argparse.Namespace, device):
     model = load_onnx_model(args.model, device=device)
     if args.num_classes is not None and args.num_classes != model.num_classes:
         raise InputError(f"{args.model} predicts {model.num_classes} classes, not --num-classes {args.num_classes}")
-    arch = getattr(model.config, "architecture", None)
+    arch = (model.config or {}).get("architecture")
     if args.model_name and arch and args.model_name != arch:
         raise InputError(f"{args.model} is a {arch}, not --model-name {args.model_name}")
     if args.dataset and args.palette is None and model.config is None:

@@ -117,7 +117,7 @@ def make_bases(folder: Path) -> Dict[str, Path]:
         "epoch": 0,
         "best": {"miou": None, "iteration": None, "epoch": None},
         "config": config_to_dict(cfg),
-        "model_config": model.config.to_dict(),
+        "model_config": dict(model.config),
         "world_size": 1,
         "max_iters": 2,
         "seconds_spent": None,

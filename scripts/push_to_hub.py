@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ddrnet_zoo import load_model
-from ddrnet_zoo.convert import convert_checkpoint
-from ddrnet_zoo.convert.cli import _apply_overrides
+from ddrnet_zoo.convert.core import convert_checkpoint, dataset_fields
 from ddrnet_zoo.errors import run_cli
 from ddrnet_zoo.hub import (
     CONFIG_NAME,
@@ -115,19 +114,18 @@ def build_folder(args: argparse.Namespace, out: Path) -> Path:
             model_name=args.model,
             num_classes=args.num_classes,
             dataset=args.dataset,
-            config_overrides={"train_size": tuple(args.train_size)} if args.train_size else None,
+            train_size=args.train_size,
         )
         print(converted.summary())
         model = build_with_weights(lambda: converted.meta_model, converted.state_dict, str(src))
     else:
         model = load_model(src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):
-            model.config = _apply_overrides(model.config, args.dataset, args.train_size, None)
-    config = getattr(model, "config", None)
-    if config is not None and results is not None:
-        config.metadata = {**config.metadata, "results": results}
+            model.dataset.update(dataset_fields(model.num_classes, args.dataset, args.train_size, str(src)))
+    if isinstance(model, DDRNetSegmentation) and results is not None:
+        model.metadata["results"] = results
     flops = tuple(args.flops) if args.flops else None
-    save_pretrained(model, out, config=config, repo_id=args.repo_id, results=results, flops_input_size=flops)
+    save_pretrained(model, out, repo_id=args.repo_id, results=results, flops_input_size=flops)
     print(f"hub folder:    {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return out
 

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model = ddrnet_zoo.load_model(args.source)
     predictor = Predictor(model, device="cpu")
     names = predictor.class_names or [str(i) for i in range(predictor.num_classes)]
-    print(f"model {args.source}: {model.config.architecture}, {len(names)} classes ({model.config.dataset})")
+    print(f"model {args.source}: {model.architecture}, {len(names)} classes ({model.dataset['name']})")
     predictor.predict(np.zeros((360, 480, 3), np.uint8))  # warm-up: the first call sets up oneDNN's kernels
     times: List[float] = []
     for source in sources:

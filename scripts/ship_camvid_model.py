@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -106,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         f"shipping {'fp16' if use_fp16 else 'fp32'}"
     )
 
-    iters = int((model.config.metadata.get("training") or {}).get("iteration", state["iteration"]))
+    iters = int((model.metadata.get("training") or {}).get("iteration", state["iteration"]))
     batch = cfg.data.batch_size
     train_minutes = sum(float(r["time_s"]) for r in train_rows) / 60
     run_minutes = float(state.get("seconds_spent") or 0.0) / 60
@@ -151,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
             "notes": "single scale, 480x360; trained on the train split only, from scratch, on a CPU",
         }
     ]
-    config = dataclasses.replace(model.config, metadata={**model.config.metadata, "about": about, "results": results})
+    model.metadata.update(about=about, results=results)
     with tempfile.TemporaryDirectory() as tmp:
-        staged = save_pretrained(model, Path(tmp) / "model", config=config, results=results)
+        staged = save_pretrained(model, Path(tmp) / "model", results=results)
         if use_fp16:
             tensors = load_file(staged / WEIGHTS)
             save_file(
@@ -167,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     check = ddrnet_zoo.load_model(args.output)
     print(
         f"wrote {args.output}: {sum((Path(args.output) / p).stat().st_size for p in (WEIGHTS,)) / 2**20:.1f} MiB "
-        f"weights; reloads as {type(check).__name__} ({check.config.num_classes} classes)"
+        f"weights; reloads as {type(check).__name__} ({check.num_classes} classes)"
     )
 
     docs = Path(args.docs)

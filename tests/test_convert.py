@@ -135,7 +135,7 @@ def test_full_size_official_keys_map_completely(reference_dir, name, architectur
     ours = model.state_dict()
     assert sorted(mapping.values()) == sorted(shapes)
     assert all(list(ours[k].shape) == shapes[v] for k, v in mapping.items())
-    assert converted.config is None or converted.config.arch is None
+    assert converted.config is None or converted.config["arch"] is None
 
 
 # ---------------------------------------------------------------------------------------------- round trips
@@ -366,7 +366,7 @@ def test_in_memory_api_unwraps_training_checkpoints(reference_dir, converted_mod
     pth = torch.load(reference_dir / "official_seg_ddrnet23_tiny.cityscapes_format.pth", weights_only=True)
     wrapped = {"epoch": 484, "best_mIoU": 0.5, "state_dict": {f"module.{k}": v for k, v in pth.items()}}
     state_dict, config = convert_state_dict(wrapped, dataset=None)
-    assert config.architecture == "ddrnet23_slim" and config.arch["width"] == 8 and config.num_classes == 5
+    assert config["architecture"] == "ddrnet23_slim" and config["arch"]["width"] == 8 and config["num_classes"] == 5
     reference = converted_models["official_seg_ddrnet23_tiny.cityscapes_format.pth"].state_dict
     assert set(state_dict) == set(reference)
     assert all(torch.equal(state_dict[k], reference[k]) for k in reference)

@@ -46,7 +46,7 @@ def model_dir(tmp_path_factory):
     """A tiny CamVid-like model (11 classes, BN statistics randomised) in the Hub folder format."""
     torch.manual_seed(0)
     model = randomise_batchnorm(create_segmentation_model("ddrnet23", num_classes=11, arch=TINY_ARCH_23))
-    model.config.dataset = "camvid"
+    model.dataset["name"] = "camvid"
     return save_pretrained(model, tmp_path_factory.mktemp("hub") / "tiny", model_card=False)
 
 
@@ -182,7 +182,7 @@ def test_onnx_prediction_matches_pytorch(model_dir, onnx_files, frames, tmp_path
 def test_onnx_model_api_and_tta(onnx_files, model_dir):
     model = load_onnx_model(onnx_files[0])
     assert model.num_classes == 11 and model.min_input_size == 64 and model.precision == "fp32"
-    assert model.config.dataset == "camvid"
+    assert model.dataset["name"] == "camvid"
     x = torch.randn(2, 3, 70, 90)
     with torch.no_grad():
         ref = ddrnet_zoo.load_model(model_dir).eval()(x)

@@ -25,7 +25,7 @@ SIZES = [(360, 480), (257, 321), (513, 513), (64, 64)]
 def model():
     torch.manual_seed(0)
     m = randomise_batchnorm(create_segmentation_model("ddrnet23", num_classes=5, arch=TINY_ARCH_23))
-    m.config.class_names = [f"class{i}" for i in range(5)]
+    m.dataset["class_names"] = [f"class{i}" for i in range(5)]
     return m
 
 
@@ -60,7 +60,7 @@ def test_onnx_graph_has_dynamic_axes_and_the_main_output_only(dynamo_onnx):
     names = [t.name for t in proto.graph.initializer]
     assert names and not [n for n in names if "aux_head" in n]  # the auxiliary head is not exported
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert json.loads(meta["config"])["class_names"] == [f"class{i}" for i in range(5)]
+    assert json.loads(meta["config"])["dataset"]["class_names"] == [f"class{i}" for i in range(5)]
     # BN folded: only the 12 pre-activation BNs of DAPPM and the head remain as BatchNormalization nodes
     assert len(dynamo_onnx.remaining_batchnorms) == 12
     assert sum(n.op_type == "BatchNormalization" for n in proto.graph.node) <= 12

@@ -15,15 +15,19 @@ import importlib.util
 import io
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Dict, List
 
 import huggingface_hub
+import numpy as np
 import pytest
 import timm
 import torch
 from conftest import REPO, TINY_ARCH_23, TINY_ARCH_39, model_of
 from huggingface_hub import scan_cache_dir
 from huggingface_hub.file_download import repo_folder_name
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import ddrnet_zoo
@@ -32,8 +36,9 @@ from ddrnet_zoo.convert import convert_checkpoint
 from ddrnet_zoo.hub import build_model_card, save_pretrained, upload_folder_to_hub
 from ddrnet_zoo.inference import max_relative_error
 from ddrnet_zoo.io import CheckpointError
-from ddrnet_zoo.models import SegmentationConfig, create_segmentation_model
+from ddrnet_zoo.models import create_segmentation_model
 from ddrnet_zoo.models.ddrnet import pretrained_hub_id
+from ddrnet_zoo.predict import main as predict_main
 from ddrnet_zoo.published import PUBLISHED_HUB_IDS
 
 ORG = "ddrnet-zoo"
@@ -96,12 +101,12 @@ def test_cache_layout_is_huggingface_hubs(tmp_path, hub_cache):
 # ---------------------------------------------------------------------------------------------- segmentation
 def test_segmentation_save_load_round_trip_is_bit_exact(tmp_path):
     model = tiny_seg_model(TINY_ARCH_39)
-    model.config.dataset = "camvid"
+    model.dataset["name"] = "camvid"
     folder = save_pretrained(model, tmp_path / "hub")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = load_model(folder)
     assert_same_weights(model, loaded)
-    assert loaded.config.to_dict() == model.config.to_dict()
+    assert loaded.config == model.config
     assert not loaded.training
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
@@ -112,10 +117,7 @@ def test_segmentation_save_load_round_trip_is_bit_exact(tmp_path):
 
 
 def test_segmentation_loads_through_the_hub_cache_offline(tmp_path, hub_cache):
-    model = tiny_seg_model(num_classes=19, aux_head=False)
-    model.config = SegmentationConfig.from_dict(
-        {**model.config.to_dict(), "dataset": "cityscapes", "train_size": [1024, 1024]}
-    )
+    model = tiny_seg_model(num_classes=19, aux_head=False, dataset={"name": "cityscapes", "train_size": [1024, 1024]})
     commit = install_in_hub_cache(save_pretrained(model, tmp_path / "hub"), f"{ORG}/seg", hub_cache)
     for source, kwargs in [
         (f"{ORG}/seg", {}),
@@ -125,7 +127,7 @@ def test_segmentation_loads_through_the_hub_cache_offline(tmp_path, hub_cache):
     ]:
         loaded = load_model(source, **kwargs)
         assert_same_weights(model, loaded)
-        assert loaded.config.train_size == (1024, 1024) and loaded.config.aux_head is False
+        assert loaded.dataset["train_size"] == [1024, 1024] and loaded.config["aux_head"] is False
     assert_same_weights(model, load_model(f"hf-hub:{ORG}/seg"))
     # (another organisation: a missing ddrnet-zoo repository fails earlier, as not published; tests/test_compat.py)
     with pytest.raises(CheckpointError, match=r"(?s)someone/missing: cannot get config\.json.*\n.*HF_HUB_OFFLINE"):
@@ -134,10 +136,60 @@ def test_segmentation_loads_through_the_hub_cache_offline(tmp_path, hub_cache):
         load_model(f"{ORG}/seg", revision="v2")
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="names functions by code.co_qualname (Python 3.11)")
+def test_predict_reaches_a_hub_model_in_few_hops(tmp_path, hub_cache, capsys):
+    """``ddrnet-predict -m ORG/NAME``: at most 6 calls deep from the CLI to the loaded weights, the source
+    parsed once, the model's kind decided once; ``num_classes`` reaches the heads in 2 hops, checked once."""
+    model = tiny_seg_model(num_classes=3)
+    install_in_hub_cache(save_pretrained(model, tmp_path / "hub", model_card=False), f"{ORG}/hops", hub_cache)
+    Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(tmp_path / "frame.png")
+    package = str(Path(ddrnet_zoo.__file__).parent)
+    calls: Dict[str, int] = {}
+    chains: Dict[str, List[str]] = {}
+    watched = {"load_state_dict_strict", "parse_source", "is_timm", "SegmentationHead.__init__"}
+
+    def profile(frame, event, arg):
+        if event != "call" or not frame.f_code.co_filename.startswith(package):
+            return
+        name = frame.f_code.co_qualname
+        calls[name] = calls.get(name, 0) + 1
+        if name in watched:
+            chain, f = [], frame
+            while f is not None and f.f_code.co_filename.startswith(package):
+                chain.append(f.f_code.co_qualname)
+                f = f.f_back
+            chains[name] = chain
+
+    sys.setprofile(profile)
+    try:
+        status = predict_main(["-m", f"{ORG}/hops", str(tmp_path / "frame.png"), "-o", str(tmp_path / "out")])
+    finally:
+        sys.setprofile(None)
+    assert status == 0, capsys.readouterr().err
+    chain = chains["load_state_dict_strict"]
+    hops = chain[: chain.index("run") + 1][::-1]  # from ddrnet-predict's run() to the strict load
+    assert hops == ["run", "load_model", "_from_hub_folder", "build_with_weights", "load_state_dict_strict"]
+    assert len(hops) - 1 <= 6
+    assert calls["parse_source"] == 1 and calls["HubFolder.is_timm"] == 1
+    # num_classes: create_segmentation_model -> DDRNetSegmentation.__init__ (checked there) -> SegmentationHead
+    calls.clear()
+    sys.setprofile(profile)
+    try:
+        create_segmentation_model("ddrnet23_slim", num_classes=3, arch=TINY_ARCH_23, aux_head=False)
+    finally:
+        sys.setprofile(None)
+    chain = chains["SegmentationHead.__init__"]
+    assert chain[: chain.index("create_segmentation_model") + 1][::-1] == [
+        "create_segmentation_model",
+        "DDRNetSegmentation.__init__",
+        "SegmentationHead.__init__",
+    ]
+
+
 def test_model_card(tmp_path):
     model = tiny_seg_model()
-    model.config.dataset = "camvid"
-    model.config.metadata["results"] = [
+    model.dataset["name"] = "camvid"
+    model.metadata["results"] = [
         {"metric": "mIoU", "value": 74.4, "dataset": "camvid", "split": "test", "command": "ddrnet-eval --x"}
     ]
     folder = save_pretrained(model, tmp_path / "hub", repo_id=f"{ORG}/tiny.camvid", flops_input_size=(64, 64))
@@ -165,8 +217,8 @@ def test_model_card(tmp_path):
 
 def test_model_card_of_custom_widths_and_smoke_test_is_not_the_registered_variant(tmp_path):
     model = tiny_seg_model()  # ddrnet23_slim topology, width 8
-    model.config.dataset = "camvid"
-    model.config.metadata["training"] = {"smoke_test": True, "iteration": 8}
+    model.dataset["name"] = "camvid"
+    model.metadata["training"] = {"smoke_test": True, "iteration": 8}
     results = [{"metric": "mIoU", "value": 12.3, "split": "val", "images": 16, "notes": "smoke"}]
     card = str(build_model_card(model, results=results))
     assert card.split("---\n\n", 1)[1].startswith("# ddrnet23_slim-w8.camvid\n")
@@ -179,10 +231,10 @@ def test_model_card_of_custom_widths_and_smoke_test_is_not_the_registered_varian
     # config.json still names the base variant it is built from, and loads
     folder = save_pretrained(model, tmp_path / "hub")
     assert json.loads((folder / "config.json").read_text())["architecture"] == "ddrnet23_slim"
-    assert load_model(folder).config.arch["width"] == 8
+    assert load_model(folder).config["arch"]["width"] == 8
     # the registered variant keeps its plain name and no smoke banner
     plain = create_segmentation_model("ddrnet23_slim", num_classes=11)
-    plain.config.dataset = "camvid"
+    plain.dataset["name"] = "camvid"
     text = str(build_model_card(plain))
     assert "# ddrnet23_slim.camvid\n" in text and "Smoke test" not in text and "custom widths" not in text
     assert "| Architecture | `ddrnet23_slim` |" in text
@@ -231,7 +283,9 @@ def test_bad_folders_give_clear_errors(tmp_path):
 
     folder = make("unknown_arch")
     _edit_folder(folder, config=lambda c: c.update(architecture="ddrnet99"))
-    with pytest.raises(CheckpointError, match=r"unknown_arch/config\.json: invalid config: unknown architecture"):
+    with pytest.raises(
+        CheckpointError, match=r"unknown_arch/config\.json: invalid config: unknown DDRNet model 'ddrnet99'"
+    ):
         load_model(folder)
 
     folder = make("class_count")
@@ -281,12 +335,17 @@ def test_what_is_expected_is_checked_from_the_config_before_the_weights(tmp_path
         load_model(folder, model_name="ddrnet23_slim", num_classes=3, task="segmentation")
 
 
-def test_save_refuses_a_config_that_does_not_describe_the_model(tmp_path):
+def test_save_refuses_a_description_edited_into_nonsense(tmp_path):
     model = tiny_seg_model()
-    wrong = SegmentationConfig.from_dict({**model.config.to_dict(), "num_classes": 19})
-    with pytest.raises(ValueError, match="does not describe this model"):
-        save_pretrained(model, tmp_path / "hub", config=wrong)
-    assert not (tmp_path / "hub" / "model.safetensors").exists()
+    model.dataset["class_names"] = ["road", "car"]  # 2 names for 11 classes
+    with pytest.raises(ValueError, match="2 class names for num_classes=11"):
+        save_pretrained(model, tmp_path / "hub")
+    assert not (tmp_path / "hub").exists()
+    model.dataset["class_names"] = None
+    model.metadata["when"] = object()  # not JSON
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        save_pretrained(model, tmp_path / "hub")
+    assert not (tmp_path / "hub").exists()
 
 
 # ---------------------------------------------------------------------------------------------- timm
@@ -385,8 +444,8 @@ def test_push_script_dry_run_builds_a_loadable_folder(tmp_path, reference_dir, c
     assert push.main(argv) == 0
     assert "nothing uploaded" in capsys.readouterr().out
     model = load_model(out, upsample_logits=False)
-    assert model.config.metadata["results"][0]["value"] == 1.5
-    assert model.config.metadata["converted_from"]["layout"] == "original"
+    assert model.metadata["results"][0]["value"] == 1.5
+    assert model.metadata["converted_from"]["layout"] == "original"
     assert "| mIoU | 1.5 |" in (out / "README.md").read_text()
     io = load_file(str(reference_dir / "official_seg_ddrnet23_tiny.io.safetensors"))
     with torch.no_grad():
@@ -407,7 +466,7 @@ def test_upload_refuses_incomplete_folders_and_needs_the_network(tmp_path, hub_c
 def test_model_card_for_classifier(tiny_classifier):
     card = build_model_card(tiny_classifier, repo_id=f"{ORG}/tiny-cls")
     assert card.data.library_name == "timm" and card.data.pipeline_tag == "image-classification"
-    assert f"timm.create_model('hf-hub:{ORG}/tiny-cls', pretrained=True)" in card.content
+    assert f'timm.create_model("hf-hub:{ORG}/tiny-cls", pretrained=True)' in card.content
     assert ddrnet_zoo.__version__
 
 

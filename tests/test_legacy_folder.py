@@ -1,7 +1,8 @@
 """Folders written by earlier releases keep loading: tests/fixtures/legacy_hub_folder/ (format_version 1).
 
-The folder was written once by ``tests/fixtures/make_legacy_hub_folder.py`` with the release that
-used that format; its logits on a fixed input are stored beside it.
+The folder was written once, by the release that used that format (commit bf91f0e,
+``tests/fixtures/make_legacy_hub_folder.py``: a width-8 ddrnet23_slim, 4 classes, seed 19, BN statistics
+drawn at random); its logits on a fixed input are stored beside it. Never rewrite it: it is the contract.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def test_legacy_folder_keeps_its_dataset_metadata():
     assert model.num_classes == 4
     assert model.aux_head is not None
     assert model.backbone.arch.width == 8
-    assert model.config.class_names == ["road", "car", "tree", "sky"]
-    assert model.config.palette[1] == [0, 0, 142]
-    assert model.config.dataset == "toy"
+    assert model.dataset["class_names"] == ["road", "car", "tree", "sky"]
+    assert model.dataset["palette"][1] == [0, 0, 142]
+    assert model.dataset["name"] == "toy" and model.dataset["train_size"] == [64, 96]
 
 
 def test_legacy_folder_through_the_mixins_from_pretrained():
@@ -51,12 +52,14 @@ def test_legacy_folder_through_the_mixins_from_pretrained():
     model = ddrnet_zoo.DDRNetSegmentation.from_pretrained(FOLDER)
     with torch.no_grad():
         torch.testing.assert_close(model(probe_input()), ddrnet_zoo.load_model(FOLDER)(probe_input()))
-    assert model.config.class_names == ["road", "car", "tree", "sky"]
+    assert model.dataset["class_names"] == ["road", "car", "tree", "sky"]
 
 
 def test_the_mixins_save_pretrained_writes_a_folder_load_model_reads(tmp_path):
     model = ddrnet_zoo.load_model(FOLDER)
     model.save_pretrained(tmp_path / "mixin")  # huggingface_hub's own method: config.json is model.config
+    written = json.loads((tmp_path / "mixin" / "config.json").read_text())
+    assert written["format_version"] == 2 and written["dataset"]["name"] == "toy"
     again = ddrnet_zoo.load_model(tmp_path / "mixin")
     assert again.config == model.config
     with torch.no_grad():

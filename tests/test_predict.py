@@ -34,7 +34,7 @@ from ddrnet_zoo.predict import main as predict_main
 def _model(num_classes: int, dataset=None):
     torch.manual_seed(0)
     model = randomise_batchnorm(create_segmentation_model("ddrnet23", num_classes=num_classes, arch=TINY_ARCH_23))
-    model.config.dataset = dataset
+    model.dataset["name"] = dataset
     return model
 
 
@@ -74,7 +74,7 @@ def test_cli_writes_labels_colours_and_overlays(model_dir, images, tmp_path, cap
     assert predict_main(["-m", str(model_dir), str(images), "-o", str(out), "--batch-size", "2", "--workers", "0"]) == 0
     assert "predicted 4 images" in capsys.readouterr().out
     model = ddrnet_zoo.load_model(model_dir)
-    cfg = model.config
+    dataset = model.dataset
     for name in ("a", "b", "sub/c", "sub/d"):
         suffix = ".jpg" if name == "sub/d" else ".png"
         image = np.asarray(Image.open(images / f"{name}{suffix}").convert("RGB"))
@@ -82,7 +82,7 @@ def test_cli_writes_labels_colours_and_overlays(model_dir, images, tmp_path, cap
         assert label_png.mode == "P"  # class indices, shown in the CamVid palette by viewers
         labels = np.asarray(label_png)
         assert labels.shape == image.shape[:2]
-        expected = expected_labels(model, image, cfg.mean, cfg.std)
+        expected = expected_labels(model, image, dataset["mean"], dataset["std"])
         assert (labels == expected).mean() > 0.999  # folded vs unfolded: identical up to float rounding
         assert len(np.unique(labels)) > 1
         color = np.asarray(Image.open(out / "color" / f"{name}.png"))
@@ -202,9 +202,9 @@ def test_missing_weights_and_bad_palette(model_dir, images, tmp_path, capsys):
 def test_palettes(tmp_path):
     model = _model(11)
     assert np.array_equal(resolve_palette("camvid", 11), np.asarray(CAMVID.palette, np.uint8))
-    assert np.array_equal(resolve_palette(None, 19, _model(19, "cityscapes").config), np.asarray(CITYSCAPES.palette))
-    model.config.palette = [[i, i, i] for i in range(11)]
-    assert resolve_palette("config", 11, model.config)[3].tolist() == [3, 3, 3]
+    assert np.array_equal(resolve_palette(None, 19, _model(19, "cityscapes").dataset), np.asarray(CITYSCAPES.palette))
+    model.dataset["palette"] = [[i, i, i] for i in range(11)]
+    assert resolve_palette("config", 11, model.dataset)[3].tolist() == [3, 3, 3]
     f = tmp_path / "p.json"
     f.write_text(json.dumps([[1, 2, 3]] * 11))
     assert resolve_palette(str(f), 11)[0].tolist() == [1, 2, 3]

@@ -114,7 +114,7 @@ def test_a_hub_folder_is_replaced_as_a_whole(tmp_path):
     # the new save's files only; the report is kept, the old format's weights and card are gone
     assert sorted(os.listdir(folder)) == ["config.json", "eval_val.json", "model.safetensors"]
     loaded = load_model(folder)
-    assert loaded.num_classes == 5 and loaded.config.context == "ppm" and loaded.aux_head is None
+    assert loaded.num_classes == 5 and loaded.context_name == "ppm" and loaded.aux_head is None
     saved = read_state_dict(folder / "model.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in new.state_dict().items())
     assert leftovers(tmp_path) == []
@@ -283,8 +283,8 @@ def test_num_classes_must_be_a_positive_integer(bad):
 
 def test_num_classes_accepts_integer_types():
     model = tiny(np.int64(4))
-    assert model.num_classes == 4 and type(model.config.num_classes) is int
-    json.dumps(model.config.to_dict())
+    assert model.num_classes == 4 and type(model.config["num_classes"]) is int
+    json.dumps(dict(model.config))
 
 
 def test_run_cli_reports_user_errors_and_lets_bugs_surface(capsys):

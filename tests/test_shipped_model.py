@@ -34,8 +34,9 @@ def test_shipped_folder_is_complete_small_and_outside_the_package():
     assert {"model.safetensors", "config.json", "README.md"} <= set(files)
     assert max(files.values()) < 25 * 2**20
     config = json.loads((SHIPPED / "config.json").read_text())
-    assert config["class_names"] == CAMVID_CLASSES and len(config["palette"]) == 11
-    assert config["mean"] and config["std"] and config["architecture"] == "ddrnet23_slim"
+    dataset = config["dataset"]
+    assert dataset["class_names"] == CAMVID_CLASSES and len(dataset["palette"]) == 11
+    assert dataset["mean"] and dataset["std"] and config["architecture"] == "ddrnet23_slim"
     with safe_open(str(SHIPPED / "model.safetensors"), "pt") as f:
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
     assert dtypes <= {"F16", "F32", "I64"}, dtypes

@@ -20,7 +20,7 @@ from ddrnet_zoo.engine import ConfigError, PolyLR, list_configs, load_config, tr
 from ddrnet_zoo.engine.budget import TimeBudget
 from ddrnet_zoo.engine.config import parse_override_args
 from ddrnet_zoo.engine.trainer import Trainer
-from ddrnet_zoo.models import DDRNetSegmentation, SegmentationConfig
+from ddrnet_zoo.models import DDRNetSegmentation, read_model_config
 
 TINY_ARCH = "{width: 8, depths: [2, 2, 2, 2], head_width: 64, seg_head_width: 16, context_width: 16}"
 
@@ -307,10 +307,13 @@ def test_export_eval_cli_and_train_cli(tmp_path, fast_cpu, capsys):
     assert train_cli.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     # the Hub-format export: config.json + model.safetensors that rebuild the same model
-    cfg = SegmentationConfig.from_dict(json.loads((out / "final" / "config.json").read_text()))
-    assert cfg.class_names == ["a", "b", "c"] and cfg.dataset == "custom" and cfg.train_size == (64, 64)
-    assert cfg.metadata["training"]["iteration"] == 2 and cfg.arch["width"] == 8
-    model = DDRNetSegmentation.from_config(cfg)
+    cfg = read_model_config(json.loads((out / "final" / "config.json").read_text()))
+    dataset = cfg["dataset"]
+    assert (
+        dataset["class_names"] == ["a", "b", "c"] and dataset["name"] == "custom" and dataset["train_size"] == [64, 64]
+    )
+    assert cfg["metadata"]["training"]["iteration"] == 2 and cfg["arch"]["width"] == 8
+    model = DDRNetSegmentation(**cfg)
     model.load_state_dict(load_file(out / "final" / "model.safetensors"))
     loaded = ddrnet_zoo.load_model(out / "final", task="segmentation")
     x = torch.randn(1, 3, 64, 64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -11,14 +10,13 @@ from typing import List, Optional
 import torch
 from safetensors.torch import save_file
 
-from ..data.meta import get_dataset_info
 from ..errors import InputError, run_cli
 from ..hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
-from ..io import CheckpointError, atomic_save
+from ..io import atomic_save
 from ..models import DDRNetSegmentation
 from ..models.pretrained import build_with_weights
 from ..text import plural
-from .core import convert_checkpoint, export_state_dict
+from .core import convert_checkpoint, dataset_fields, export_state_dict
 from .loading import load_model
 
 DESCRIPTION = """\
@@ -90,25 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _apply_overrides(config, dataset: Optional[str], train_size, upsample_logits: Optional[bool]):
-    fields = {} if upsample_logits is None else {"upsample_logits": upsample_logits}
-    if train_size:
-        fields["train_size"] = tuple(train_size)
-    if dataset:
-        info = get_dataset_info(dataset)
-        if info.num_classes != config.num_classes:
-            raise CheckpointError(
-                f"wrong class count: the model has {config.num_classes} classes, {info.name} has {info.num_classes}"
-            )
-        fields.update(
-            dataset=info.name,
-            class_names=list(info.class_names),
-            palette=[list(c) for c in info.palette],
-            ignore_index=info.ignore_index,
-        )
-    return dataclasses.replace(config, **fields)
-
-
 def _save_state_dict(state_dict, dst: Path) -> None:
     if dst.suffix == ".safetensors":
         tensors = {k: v.contiguous() for k, v in state_dict.items()}
@@ -146,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
         _check_destination(dst, args.to, args.force)
     src = Path(args.src)
     if src.is_file():
-        overrides = {"train_size": tuple(args.train_size)} if args.train_size else None
         converted = convert_checkpoint(
             src,
             layout=args.layout,
@@ -154,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             num_classes=args.num_classes,
             dataset=args.dataset,
             upsample_logits=args.upsample_logits is not False,
-            config_overrides=overrides,
+            train_size=args.train_size,
         )
         print(converted.summary())
         model = build_with_weights(lambda: converted.meta_model, converted.state_dict, str(src))
@@ -163,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{src}: a Hub folder or id is in our layout, not {args.layout!r}")
         model = load_model(args.src, model_name=args.model, num_classes=args.num_classes)
         if isinstance(model, DDRNetSegmentation):
-            model.config = _apply_overrides(model.config, args.dataset, args.train_size, args.upsample_logits)
-            model.upsample_logits = model.config.upsample_logits
+            model.dataset.update(dataset_fields(model.num_classes, args.dataset, args.train_size, args.src))
+            if args.upsample_logits is not None:
+                model.upsample_logits = args.upsample_logits
         elif args.dataset:
             raise InputError("--dataset applies to segmentation models")
         print(f"source:        {args.src} (Hub folder, {type(model).__name__}, {model.num_classes} classes)")
@@ -172,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         print("check:         converted in memory; nothing written (--check)")
         return 0
     if args.to == "ours" and not _is_weights_file(dst):
-        save_pretrained(model, dst, config=getattr(model, "config", None), model_card=not args.no_card)
+        save_pretrained(model, dst, model_card=not args.no_card)
         written = sorted(p.name for p in dst.iterdir() if p.name in (CONFIG_NAME, WEIGHTS_NAME, "README.md"))
         print(f"written:       {dst}/ ({', '.join(written)})")
         return 0

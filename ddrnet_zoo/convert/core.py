@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from ..data.meta import get_dataset_info
 from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
-from ..models import DDRNetSegmentation, ModelSpec, SegmentationConfig, infer_model_spec
+from ..models import DDRNetSegmentation, ModelSpec, infer_model_spec
 from ..models.ddrnet import arch_dict
 from ..text import listing, plural
 from .mmseg import mmseg_key_map, to_mmseg_state_dict
@@ -32,6 +32,7 @@ __all__ = [
     "convert_checkpoint",
     "export_state_dict",
     "EXPORT_LAYOUTS",
+    "dataset_fields",
 ]
 
 EXPORT_LAYOUTS = ("ours", "original", "mmseg")
@@ -49,8 +50,6 @@ class ConvertedCheckpoint:
     """Task, variant, classes and heads, inferred from the shapes."""
     source_layout: str
     """``"ours"``, ``"original"`` or ``"mmseg"``."""
-    config: Optional[Any] = None
-    """The :class:`~ddrnet_zoo.models.SegmentationConfig` of a segmentation model (``None`` for classification)."""
     source: str = "<state dict>"
     ignored_keys: List[str] = field(default_factory=list)
     """Source tensors deliberately not mapped (``loss.criterion.weight``)."""
@@ -67,6 +66,11 @@ class ConvertedCheckpoint:
     @property
     def task(self) -> str:
         return self.spec.task
+
+    @property
+    def config(self) -> Optional[Dict[str, Any]]:
+        """The ``config.json`` of a segmentation model (its ``DDRNetSegmentation.config``); None for a classifier."""
+        return dict(self.meta_model.config) if isinstance(self.meta_model, DDRNetSegmentation) else None
 
     def __iter__(self):
         """Unpack as ``state_dict, config = convert_state_dict(...)``."""
@@ -142,10 +146,44 @@ def _key_map(model: nn.Module, layout: str) -> Dict[str, Optional[str]]:
     raise InputError(f"unknown layout {layout!r}; known: {', '.join(EXPORT_LAYOUTS)}")
 
 
-def _segmentation_config(
-    spec: ModelSpec, dataset: Optional[str], upsample_logits: bool, extra: Dict[str, Any], name: str
-):
-    fields: Dict[str, Any] = dict(
+def dataset_fields(
+    num_classes: int, dataset: Optional[str] = None, train_size: Optional[Sequence[int]] = None, name: str = "the model"
+) -> Dict[str, Any]:
+    """The ``dataset`` description fields a conversion sets: a registered dataset's class names, palette,
+    ignore index and normalisation, and the training crop (height, width) where given."""
+    fields: Dict[str, Any] = {}
+    if dataset is not None:
+        info = get_dataset_info(dataset)
+        if info.num_classes != num_classes:
+            raise CheckpointError(
+                f"{name}: wrong class count: the model has {num_classes} classes, {info.name} has {info.num_classes}"
+            )
+        fields.update(
+            name=info.name,
+            class_names=list(info.class_names),
+            palette=[list(c) for c in info.palette],
+            ignore_index=info.ignore_index,
+            mean=list(info.mean),
+            std=list(info.std),
+        )
+    if train_size:
+        fields["train_size"] = [int(v) for v in train_size]
+    return fields
+
+
+def _segmentation_kwargs(
+    spec: ModelSpec,
+    dataset: Optional[str],
+    upsample_logits: bool,
+    train_size: Optional[Sequence[int]],
+    metadata: Optional[Dict[str, Any]],
+    name: str,
+) -> Dict[str, Any]:
+    """The :class:`~ddrnet_zoo.models.DDRNetSegmentation` arguments of converted segmentation weights."""
+    description = dataset_fields(spec.num_classes, dataset, train_size, name)
+    if spec.in_chans != 3:  # a dataset's (and ImageNet's) three values do not apply: neutral ones per channel
+        description.update(mean=[0.45] * spec.in_chans, std=[0.225] * spec.in_chans)
+    return dict(
         architecture=spec.architecture,
         arch=None if spec.is_registered else arch_dict(spec.arch),
         num_classes=spec.num_classes,
@@ -153,26 +191,9 @@ def _segmentation_config(
         aux_head=spec.aux_head,
         in_chans=spec.in_chans,
         upsample_logits=upsample_logits,
+        dataset=description,
+        metadata=dict(metadata or {}),
     )
-    if spec.in_chans != 3:
-        fields.update(mean=(0.45,) * spec.in_chans, std=(0.225,) * spec.in_chans)
-    if dataset is not None:
-        info = get_dataset_info(dataset)
-        if info.num_classes != spec.num_classes:
-            raise CheckpointError(
-                f"{name}: wrong class count: the checkpoint has {spec.num_classes} classes, {info.name} has "
-                f"{info.num_classes}"
-            )
-        fields.update(
-            dataset=info.name,
-            class_names=list(info.class_names),
-            palette=[list(c) for c in info.palette],
-            ignore_index=info.ignore_index,
-        )
-        if spec.in_chans == 3:
-            fields.update(mean=info.mean, std=info.std)
-    fields.update(extra)
-    return SegmentationConfig(**fields)
 
 
 def convert_state_dict(
@@ -182,7 +203,8 @@ def convert_state_dict(
     num_classes: Optional[int] = None,
     dataset: Optional[str] = None,
     upsample_logits: bool = True,
-    config_overrides: Optional[Dict[str, Any]] = None,
+    train_size: Optional[Sequence[int]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
     name: str = "<state dict>",
 ) -> ConvertedCheckpoint:
     """Convert a state dict of any supported layout to ours, in memory.
@@ -195,7 +217,8 @@ def convert_state_dict(
         num_classes: assert the class count; a different count in the weights is an error.
         dataset: ``"cityscapes"`` or ``"camvid"``: class names, palette, ignore index for the config.
         upsample_logits: the converted segmentation model returns logits at input size (else 1/8).
-        config_overrides: further :class:`~ddrnet_zoo.models.SegmentationConfig` fields (``train_size``, ``metadata``).
+        train_size: the training crop (height, width) for the model's dataset description.
+        metadata: the model's free-form metadata.
         name: how errors refer to the source (a file name).
     """
     sd, ignored = unwrap_state_dict(state_dict, name)
@@ -207,14 +230,12 @@ def convert_state_dict(
         raise CheckpointError(
             f"{name}: wrong class count: the checkpoint has {spec.num_classes} classes, {num_classes} were expected"
         )
-    config = None
     if spec.task == "segmentation":
-        config = _segmentation_config(spec, dataset, upsample_logits, dict(config_overrides or {}), name)
+        kwargs = _segmentation_kwargs(spec, dataset, upsample_logits, train_size, metadata, name)
+        with torch.device("meta"):
+            meta_model = DDRNetSegmentation(**kwargs)
     elif dataset is not None:
         raise CheckpointError(f"{name}: a classification checkpoint; --dataset applies to segmentation models")
-    if config is not None:
-        with torch.device("meta"):
-            meta_model = DDRNetSegmentation.from_config(config)
     else:
         meta_model = spec.build(device="meta")
     try:
@@ -222,7 +243,7 @@ def convert_state_dict(
     except ValueError as e:
         raise CheckpointError(f"{name}: {e}") from None
     ours, filled = _rename(sd, mapping, meta_model.state_dict(), name, detected)
-    return ConvertedCheckpoint(ours, spec, detected, config, name, ignored, filled, meta_model=meta_model)
+    return ConvertedCheckpoint(ours, spec, detected, name, ignored, filled, meta_model=meta_model)
 
 
 def _sha256(path: Path) -> str:
@@ -240,18 +261,18 @@ def convert_checkpoint(
     num_classes: Optional[int] = None,
     dataset: Optional[str] = None,
     upsample_logits: bool = True,
-    config_overrides: Optional[Dict[str, Any]] = None,
+    train_size: Optional[Sequence[int]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
     contents: Optional[CheckpointContents] = None,
 ) -> ConvertedCheckpoint:
     """Read a checkpoint file safely (see :func:`read_checkpoint`) and convert it (see :func:`convert_state_dict`).
 
-    A segmentation config records the source file's name, layout and SHA-256 in ``metadata["converted_from"]``.
+    A segmentation model records the source file's name, layout and SHA-256 in ``metadata["converted_from"]``.
     ``contents``: the file already read by :func:`read_checkpoint` (not read again).
     """
     path = Path(path)
     contents = contents or read_checkpoint(path)
-    overrides = dict(config_overrides or {})
-    metadata = dict(overrides.pop("metadata", None) or {})
+    metadata = dict(metadata or {})
     converted = convert_state_dict(
         contents.state_dict,
         layout=layout,
@@ -259,14 +280,14 @@ def convert_checkpoint(
         num_classes=num_classes,
         dataset=dataset,
         upsample_logits=upsample_logits,
-        config_overrides=overrides,
+        train_size=train_size,
+        metadata=metadata,
         name=str(path),
     )
-    if converted.config is not None:
-        metadata.setdefault(
+    if converted.task == "segmentation":
+        converted.meta_model.metadata.setdefault(
             "converted_from", {"file": path.name, "layout": converted.source_layout, "sha256": _sha256(path)}
         )
-        converted.config.metadata = metadata
     converted.metadata_keys = contents.metadata_keys
     converted.placeholder_globals = contents.placeholder_globals
     return converted

@@ -9,7 +9,7 @@ loader (:func:`ddrnet_zoo.models.pretrained.build_with_weights`).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import timm
 import torch
@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..hub.source import WEIGHTS_NAME, HubFolder, open_hub_folder, parse_source
 from ..io import CheckpointError, read_state_dict
 from ..layouts import read_checkpoint
-from ..models import DDRNetSegmentation, SegmentationConfig
+from ..models import DDRNetSegmentation, read_model_config
 from ..models.pretrained import build_with_weights
 from .core import convert_checkpoint
 
@@ -80,15 +80,13 @@ def load_model(
     contents = read_checkpoint(src.path)
     wrapper = contents.wrapper or {}
     if wrapper.get("format") == TRAIN_STATE_FORMAT:
-        config = _train_state_config(wrapper, src.text)
+        kwargs = _train_state_config(wrapper, src.text)
         _check_expected(
-            src.text, "segmentation", config.architecture, config.num_classes, task, model_name, num_classes
+            src.text, "segmentation", kwargs["architecture"], kwargs["num_classes"], task, model_name, num_classes
         )
         if upsample_logits is not None:
-            config.upsample_logits = upsample_logits
-        return build_with_weights(
-            lambda: DDRNetSegmentation.from_config(config), wrapper["model"], src.text, map_location
-        )
+            kwargs["upsample_logits"] = upsample_logits
+        return build_with_weights(lambda: DDRNetSegmentation(**kwargs), wrapper["model"], src.text, map_location)
     converted = convert_checkpoint(
         src.path,
         model_name=model_name,
@@ -120,17 +118,18 @@ def _check_expected(
         raise CheckpointError(f"{src}: wrong class count: the model has {classes} classes, {num_classes} expected")
 
 
-def _train_state_config(state: Mapping[str, Any], src: str) -> SegmentationConfig:
-    """The model config of a training checkpoint, its training recipe in ``metadata["training"]["recipe"]``."""
+def _train_state_config(state: Mapping[str, Any], src: str) -> Dict[str, Any]:
+    """The model arguments of a training checkpoint, its training recipe in ``metadata["training"]["recipe"]``."""
     try:
-        config = SegmentationConfig.from_dict(state["model_config"])
+        kwargs = read_model_config(state["model_config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{src}: a training checkpoint without a valid model config: {e}") from None
     if state.get("config") is not None:
-        training = dict(config.metadata.get("training") or {})
-        training["recipe"] = state["config"]
-        config.metadata = {**config.metadata, "training": training}
-    return config
+        metadata = kwargs.get("metadata")
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        metadata["training"] = {**(metadata.get("training") or {}), "recipe": state["config"]}
+        kwargs["metadata"] = metadata
+    return kwargs
 
 
 def _from_hub_folder(
@@ -144,10 +143,10 @@ def _from_hub_folder(
 ) -> nn.Module:
     """The model of a Hub folder or repository: a classifier through timm, a segmentation model strictly."""
     src = hub.source.text
-    held_task = "classification" if hub.is_timm else "segmentation"
+    held_task = "classification" if hub.is_timm else "segmentation"  # the one decision of the model's kind
     held, classes = hub.config.get("architecture"), hub.config.get("num_classes")
     _check_expected(src, held_task, held, classes, task, model_name, num_classes)
-    if hub.is_timm:  # timm's format: a classifier
+    if held_task == "classification":  # timm's format
         if hub.source.kind == "folder":
             name = f"local-dir:{hub.source.path}"
         else:
@@ -159,13 +158,13 @@ def _from_hub_folder(
             raise CheckpointError(f"{src}: cannot load the timm-format checkpoint: {e}") from e
         return model.to(map_location).eval()
     try:
-        config = SegmentationConfig.from_dict(hub.config)
+        kwargs = read_model_config(hub.config)
+        if upsample_logits is not None:
+            kwargs["upsample_logits"] = upsample_logits
+        with torch.device("meta"):  # every argument checked before the weights are read
+            DDRNetSegmentation(**kwargs)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{hub.config_path}: invalid config: {e}") from None
-    if upsample_logits is not None:
-        config.upsample_logits = upsample_logits
     weights = hub.fetch(WEIGHTS_NAME)
     state_dict = read_state_dict(weights)
-    return build_with_weights(
-        lambda: DDRNetSegmentation.from_config(config), state_dict, str(weights), map_location, strict
-    )
+    return build_with_weights(lambda: DDRNetSegmentation(**kwargs), state_dict, str(weights), map_location, strict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
@@ -17,7 +16,7 @@ from ..data.transforms import EvalTransform, TrainTransform
 from ..hub import WEIGHTS_NAME
 from ..io import read_state_dict
 from ..losses import SegmentationLoss
-from ..models import DDRNetArch, DDRNetSegmentation, create_segmentation_model
+from ..models import DDRNetSegmentation, create_segmentation_model
 from ..published import WeightsNotPublishedError
 from .export import load_model_weights
 from .preemption import stop_signals_worker_init
@@ -132,22 +131,33 @@ def build_eval_dataset(cfg: TrainConfig, split: Optional[str] = None) -> Segment
 
 
 def build_model(cfg: TrainConfig, info: DatasetInfo) -> DDRNetSegmentation:
-    """The segmentation model of ``cfg.model`` for the classes of ``info``; ``model.config`` describes both."""
+    """The segmentation model of ``cfg.model`` for the classes of ``info`` (its ``dataset`` describes them)."""
     m = cfg.model
     kwargs = {}
     if m.arch is not None:
-        kwargs["arch"] = DDRNetArch(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.arch.items()})
+        kwargs["arch"] = m.arch  # custom widths: checked by the model (ddrnet_zoo.models.ddrnet.arch_from_dict)
     if m.backbone_weights:
         if not Path(m.backbone_weights).is_file():
             raise FileNotFoundError(f"model.backbone_weights: {m.backbone_weights} not found")
         kwargs["pretrained_cfg_overlay"] = dict(file=str(m.backbone_weights))
     pretrained = m.pretrained_backbone or bool(m.backbone_weights)
+    mean, std = normalization(cfg, info)
+    dataset = dict(
+        name=info.name,
+        class_names=list(info.class_names),
+        palette=[list(c) for c in info.palette],
+        ignore_index=int(info.ignore_index),
+        mean=list(mean),
+        std=list(std),
+        train_size=list(cfg.data.crop_size),
+    )
     try:
         model = create_segmentation_model(
             m.name,
             num_classes=info.num_classes,
             context=m.context,
             aux_head=m.aux_head,
+            dataset=dataset,
             pretrained_backbone=pretrained,
             **kwargs,
         )
@@ -173,17 +183,6 @@ def build_model(cfg: TrainConfig, info: DatasetInfo) -> DDRNetSegmentation:
             path = path / WEIGHTS_NAME
         load_model_weights(model, read_state_dict(path), str(path), allow_new_classifier=True)
         _logger.info("initialised the model from %s", path)
-    mean, std = normalization(cfg, info)
-    model.config = dataclasses.replace(
-        model.config,
-        class_names=list(info.class_names),
-        palette=[list(c) for c in info.palette],
-        ignore_index=int(info.ignore_index),
-        mean=tuple(mean),
-        std=tuple(std),
-        dataset=info.name,
-        train_size=tuple(cfg.data.crop_size),
-    )
     return model
 
 

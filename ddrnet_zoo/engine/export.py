@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from ..hub import save_pretrained
-from ..models import SegmentationConfig, load_state_dict_strict
+from ..models import load_state_dict_strict
 
 __all__ = ["save_model_dir", "load_model_weights"]
 
@@ -23,11 +23,10 @@ _logger = logging.getLogger(__name__)
 def save_model_dir(
     model: torch.nn.Module,
     directory: Path,
-    config: Optional[SegmentationConfig] = None,
     results: Optional[Sequence[Dict[str, Any]]] = None,
 ) -> Path:
-    """Write ``model`` as a Hub folder (``config`` defaults to ``model.config``), atomically."""
-    return save_pretrained(model, directory, config=config, results=results)
+    """Write ``model`` as a Hub folder (``config.json`` is ``model.config``), atomically."""
+    return save_pretrained(model, directory, results=results)
 
 
 def load_model_weights(

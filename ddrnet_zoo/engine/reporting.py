@@ -4,7 +4,6 @@ model card states the result and how to reproduce it."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -85,7 +84,7 @@ def export_run_model(
             "scales": metrics["scales"],
             "flip": metrics["flip"],
         }
-    config = dataclasses.replace(model.config, metadata={**model.config.metadata, "training": training})
+    model.metadata["training"] = training
     results = None
     if metrics is not None:
         views = "multi-scale + flip" if metrics["flip"] or len(metrics["scales"]) > 1 else "single scale"
@@ -98,7 +97,7 @@ def export_run_model(
             {
                 "metric": "mIoU",
                 "value": round(100 * float(metrics["miou"]), 2),
-                "dataset": config.dataset,
+                "dataset": model.dataset["name"],
                 "split": cfg.data.val_split,
                 "images": metrics["images"],
                 "command": f"ddrnet-eval --checkpoint {out_dir / name}"
@@ -106,4 +105,4 @@ def export_run_model(
                 "notes": notes,
             }
         ]
-    return save_model_dir(model, out_dir / name, config, results=results)
+    return save_model_dir(model, out_dir / name, results=results)

@@ -258,7 +258,7 @@ class Trainer:
             "epoch": self.epoch,
             "best": dict(self.best),
             "config": config_to_dict(self.cfg),
-            "model_config": self.model.config.to_dict(),
+            "model_config": dict(self.model.config),
             "world_size": self.dist.world_size,
             "max_iters": self.max_iters,
             "seconds_spent": self.budget.elapsed() if self.budget is not None else None,

@@ -2,10 +2,10 @@
 
 A Hub folder holds ``model.safetensors``, ``config.json`` and a generated model card ``README.md``.
 
-* Segmentation models: ``config.json`` is :meth:`SegmentationConfig.to_dict` (architecture, classes,
-  class names, palette, mean/std, context module, training size, dataset). The weights are written and
-  read through :class:`huggingface_hub.PyTorchModelHubMixin`'s hooks on
-  :class:`~ddrnet_zoo.models.DDRNetSegmentation`.
+* Segmentation models: ``config.json`` holds the arguments of :class:`~ddrnet_zoo.models.DDRNetSegmentation`
+  (variant, classes, context module, heads, custom widths, ``dataset``: class names, palette, mean/std,
+  training size; ``metadata``), as :class:`huggingface_hub.PyTorchModelHubMixin` records a model's
+  arguments; its hooks on the model write and read the weights and ``config.json``.
 * Classification backbones: timm's own format (``architecture``, ``num_classes``, ``model_args``,
   ``pretrained_cfg``), written by :func:`timm.models.save_for_hf`; they load with
   ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` (after ``import ddrnet_zoo``).

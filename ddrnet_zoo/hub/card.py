@@ -10,16 +10,16 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
 from ..errors import InputError
-from ..models import MODEL_ARCHS, SegmentationConfig, count_flops, count_params
+from ..models import MODEL_ARCHS, DDRNetSegmentation, count_flops, count_params
 from ..models.ddrnet import pretrained_hub_id
 
-__all__ = ["CITATION", "MODEL_CARD_NAME", "PAPER_TITLE", "build_model_card", "is_segmentation", "is_smoke_test"]
+__all__ = ["CITATION", "MODEL_CARD_NAME", "PAPER_TITLE", "build_model_card", "is_smoke_test"]
 
 MODEL_CARD_NAME = "README.md"
 
@@ -30,11 +30,6 @@ CITATION = """@article{hong2021ddrnet,
   journal = {arXiv preprint arXiv:2101.06085},
   year    = {2021}
 }"""
-
-
-def is_segmentation(model: nn.Module) -> bool:
-    """True for a segmentation model (it carries a :class:`SegmentationConfig`)."""
-    return isinstance(getattr(model, "config", None), SegmentationConfig)
 
 
 def _results(config_or_results: Any) -> List[Dict[str, Any]]:
@@ -52,28 +47,28 @@ def _results(config_or_results: Any) -> List[Dict[str, Any]]:
     return out
 
 
-def _custom_arch(config) -> Optional[Tuple[str, str]]:
-    """(name suffix, description) of a config whose widths/depths differ from its registered variant, else None."""
-    if config is None or config.arch is None:
-        return None
-    arch, base = config.ddrnet_arch(), MODEL_ARCHS[config.architecture]
+def _custom_arch(model: DDRNetSegmentation) -> Optional[Tuple[str, str]]:
+    """(name suffix, description) of a model whose widths/depths differ from its registered variant, else None."""
+    arch, base = model.backbone.arch, MODEL_ARCHS[model.architecture]
     if arch == base:
         return None
     suffix = f"-w{arch.width}" if arch.width != base.width else "-custom"
-    return suffix, f"custom widths (width {arch.width}, depths {list(arch.depths)}) based on {config.architecture}"
+    return suffix, f"custom widths (width {arch.width}, depths {list(arch.depths)}) based on {model.architecture}"
 
 
-def is_smoke_test(config: Optional[SegmentationConfig]) -> bool:
-    """Whether ``config`` is that of a smoke-test run's export (``train.smoke_test``): not a trained model."""
-    return bool((config.metadata.get("training") or {}).get("smoke_test")) if config is not None else False
+def is_smoke_test(config: Optional[Mapping[str, Any]]) -> bool:
+    """Whether ``config`` (a model's :attr:`~ddrnet_zoo.models.DDRNetSegmentation.config`, or an ONNX file's) is
+    that of a smoke-test run's export (``train.smoke_test``): not a trained model."""
+    metadata = (config or {}).get("metadata") or {}
+    return bool((metadata.get("training") or {}).get("smoke_test"))
 
 
-def _default_repo_name(model: nn.Module, config) -> str:
+def _default_repo_name(model: nn.Module) -> str:
     """``<variant>[-w<width>].<dataset>``: a model with custom widths is not named as the registered variant."""
-    if config is not None:
-        ds = f".{config.dataset}" if config.dataset else ""
-        custom = _custom_arch(config)
-        return f"{config.architecture}{custom[0] if custom else ''}{ds}"
+    if isinstance(model, DDRNetSegmentation):
+        name = model.dataset["name"]
+        custom = _custom_arch(model)
+        return f"{model.architecture}{custom[0] if custom else ''}{f'.{name}' if name else ''}"
     return model.pretrained_cfg.get("architecture", "ddrnet") if hasattr(model, "pretrained_cfg") else "ddrnet"
 
 
@@ -124,7 +119,6 @@ _METRIC_IDS = {"miou": "mean_iou", "mean iou": "mean_iou", "top-1": "accuracy", 
 
 def build_model_card(
     model: nn.Module,
-    config=None,
     repo_id: Optional[str] = None,
     results: Optional[Sequence[Dict[str, Any]]] = None,
     flops_input_size: Optional[Tuple[int, int]] = None,
@@ -132,25 +126,24 @@ def build_model_card(
     """A :class:`huggingface_hub.ModelCard` for ``model``: measured figures, usage, classes, license, citation.
 
     Args:
-        model: a DDRNetSegmentation or a DDRNet classifier.
-        config: the segmentation config (default ``model.config``).
+        model: a DDRNetSegmentation (described by its ``config``) or a DDRNet classifier.
         repo_id: the Hub repository the card is for (used in the usage snippet).
         results: measured metrics, each ``{"metric", "value", "dataset", "split", "images", "command", "notes"}``
-            (default ``config.metadata["results"]``): rendered as a table with the command that measured them.
-            ``config.metadata["about"]`` (markdown), if set, opens the card: what the weights are and how
+            (default ``model.metadata["results"]``): rendered as a table with the command that measured them.
+            ``model.metadata["about"]`` (markdown), if set, opens the card: what the weights are and how
             they were made.
         flops_input_size: also measure fvcore GFLOPs at this (H, W).
     """
-    seg = is_segmentation(model)
+    seg = isinstance(model, DDRNetSegmentation)
     if seg:
-        config = config or model.config
-        results = _results(results if results is not None else config.metadata.get("results"))
+        described = model.dataset
+        results = _results(results if results is not None else model.metadata.get("results"))
     else:
         results = _results(results)
-    name = repo_id or f"ddrnet-zoo/{_default_repo_name(model, config)}"
-    architecture = config.architecture if seg else model.pretrained_cfg.get("architecture", "ddrnet")
+    name = repo_id or f"ddrnet-zoo/{_default_repo_name(model)}"
+    architecture = model.architecture if seg else model.pretrained_cfg.get("architecture", "ddrnet")
     task = "image-segmentation" if seg else "image-classification"
-    dataset = config.dataset if seg else ("imagenet-1k" if model.num_classes == 1000 else None)
+    dataset = described["name"] if seg else ("imagenet-1k" if model.num_classes == 1000 else None)
     eval_results = [
         EvalResult(
             task_type=task,
@@ -174,16 +167,16 @@ def build_model_card(
     )
     lines = [f"# {name.split('/')[-1]}", ""]
     if seg:
-        custom = _custom_arch(config)
-        if is_smoke_test(config):
-            iters = (config.metadata.get("training") or {}).get("iteration")
+        custom = _custom_arch(model)
+        if is_smoke_test(model.config):
+            iters = (model.metadata.get("training") or {}).get("iteration")
             run = f"{iters} iterations on a few images" if iters is not None else "a few images"
             lines += [
                 f"**Smoke test, not a trained model**: a pipeline check ({run}); its results say nothing "
                 "about DDRNet's accuracy.",
                 "",
             ]
-        about = config.metadata.get("about")
+        about = model.metadata.get("about")
         if about:  # what these weights are, in the trainer's words (markdown), before the generic sections
             lines += [str(about).strip(), ""]
         if custom:
@@ -193,8 +186,8 @@ def build_model_card(
             what, arch_text = f"DDRNet ({architecture}) semantic segmentation model", f"`{architecture}`"
         lines += [
             what
-            + (f" for {config.dataset}" if config.dataset else "")
-            + f", {config.num_classes} classes, for ddrnet_zoo (paper: [{PAPER_TITLE}]"
+            + (f" for {dataset}" if dataset else "")
+            + f", {model.num_classes} classes, for ddrnet_zoo (paper: [{PAPER_TITLE}]"
             "(https://arxiv.org/abs/2101.06085); original release: https://github.com/ydhongHIT/DDRNet).",
             "",
             "## Model details",
@@ -202,15 +195,15 @@ def build_model_card(
             "| | |",
             "|---|---|",
             f"| Architecture | {arch_text} |",
-            f"| Context module | {config.context} |",
-            f"| Auxiliary head | {'yes (deep supervision, training only)' if config.aux_head else 'no'} |",
-            f"| Classes | {config.num_classes} |",
-            f"| Input | {config.in_chans}-channel images, normalised with mean {list(config.mean)} and std "
-            f"{list(config.std)} (values in 0-1) |",
+            f"| Context module | {model.context_name} |",
+            f"| Auxiliary head | {'yes (deep supervision, training only)' if model.aux_head else 'no'} |",
+            f"| Classes | {model.num_classes} |",
+            f"| Input | {model.in_chans}-channel images, normalised with mean {described['mean']} and std "
+            f"{described['std']} (values in 0-1) |",
         ]
-        if config.train_size:
-            lines.append(f"| Training crop (H x W) | {config.train_size[0]} x {config.train_size[1]} |")
-        source = config.metadata.get("converted_from")
+        if described["train_size"]:
+            lines.append(f"| Training crop (H x W) | {described['train_size'][0]} x {described['train_size'][1]} |")
+        source = model.metadata.get("converted_from")
         if source:
             lines.append(
                 f"| Converted from | `{source.get('file')}` ({source.get('layout')} layout, sha256 "
@@ -236,7 +229,7 @@ def build_model_card(
         load_lines = [
             "import timm",
             "import ddrnet_zoo",
-            f"model = timm.create_model('hf-hub:{name}', pretrained=True)",
+            f"model = timm.create_model({_py_str('hf-hub:' + name)}, pretrained=True)",
         ]
     rows, code = _measure(model, seg, flops_input_size, load_lines)
     lines += ["", "## Measured figures", "", "| Figure | Value |", "|---|---|"]
@@ -264,13 +257,12 @@ def build_model_card(
             "from ddrnet_zoo import load_model",
             "",
             f"model = load_model({_py_str(name)})  # in eval mode",
-            "cfg = model.config",
-            "mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)",
-            "std = torch.tensor(cfg.std).view(1, -1, 1, 1)",
+            'mean = torch.tensor(model.dataset["mean"]).view(1, -1, 1, 1)',
+            'std = torch.tensor(model.dataset["std"]).view(1, -1, 1, 1)',
             "images = torch.rand(1, 3, 512, 1024)  # RGB in 0-1, (N, C, H, W)",
             "with torch.no_grad():",
             "    logits = model((images - mean) / std)  # (N, num_classes, H, W)",
-            "labels = logits.argmax(1)  # class indices; names in cfg.class_names, colours in cfg.palette",
+            'labels = logits.argmax(1)  # class indices into model.dataset["class_names"] and ["palette"]',
         ]
     else:
         default_id = pretrained_hub_id(architecture)  # the default tag's Hub id: the plain name loads it
@@ -286,10 +278,10 @@ def build_model_card(
             "pretrained_backbone=True)",
         ]
     lines += ["```"]
-    if seg and config.class_names:
+    if seg and described["class_names"]:
         lines += ["", "## Classes", "", "| Index | Class | Colour (RGB) |", "|---|---|---|"]
-        palette = config.palette or [None] * config.num_classes
-        for i, (n, c) in enumerate(zip(config.class_names, palette)):
+        palette = described["palette"] or [None] * model.num_classes
+        for i, (n, c) in enumerate(zip(described["class_names"], palette)):
             lines.append(f"| {i} | {n} | {'' if c is None else tuple(c)} |")
     lines += [
         "",

@@ -11,7 +11,6 @@ from huggingface_hub import HfApi
 from torch import nn
 
 from .._version import __version__
-from ..models import SegmentationConfig
 from .card import MODEL_CARD_NAME
 from .save import save_pretrained
 from .source import CONFIG_NAME, WEIGHTS_NAME
@@ -50,7 +49,6 @@ def upload_folder_to_hub(
 def push_to_hub(
     model: nn.Module,
     repo_id: str,
-    config: Optional[SegmentationConfig] = None,
     commit_message: str = "Upload DDRNet weights (ddrnet_zoo)",
     private: Optional[bool] = None,
     token: Optional[Union[str, bool]] = None,
@@ -62,6 +60,6 @@ def push_to_hub(
     """Save ``model`` as a Hub folder (see :func:`save_pretrained`) and upload it to ``repo_id``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_pretrained(
-            model, Path(tmp) / "hub", config, repo_id=repo_id, results=results, flops_input_size=flops_input_size
+            model, Path(tmp) / "hub", repo_id=repo_id, results=results, flops_input_size=flops_input_size
         )
         return upload_folder_to_hub(folder, repo_id, commit_message, private, token, revision, create_pr)

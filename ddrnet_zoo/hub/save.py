@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -12,7 +11,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..io import atomic_directory
-from ..models import MODEL_ARCHS, DDRNet, DDRNetSegmentation, SegmentationConfig
+from ..models import MODEL_ARCHS, DDRNet, DDRNetSegmentation
 from ..models.ddrnet import arch_dict
 from .card import MODEL_CARD_NAME, build_model_card
 from .source import CONFIG_NAME, WEIGHTS_NAME
@@ -26,7 +25,6 @@ HUB_FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME, "pytorch_model.b
 def save_pretrained(
     model: nn.Module,
     save_directory: Union[str, os.PathLike],
-    config: Optional[SegmentationConfig] = None,
     model_card: bool = True,
     repo_id: Optional[str] = None,
     results: Optional[Sequence[Dict[str, Any]]] = None,
@@ -34,8 +32,8 @@ def save_pretrained(
 ) -> Path:
     """Write ``model`` as a Hub folder: ``model.safetensors``, ``config.json`` and ``README.md``.
 
-    Segmentation models: ``config`` defaults to ``model.config`` and is checked to rebuild exactly
-    this model. Classifiers get timm's format
+    Segmentation models: ``config.json`` is ``model.config`` (written by the mixin's ``_save_pretrained``
+    hook with the weights). Classifiers get timm's format
     (via ``timm.models.save_for_hf``). The folder is written beside ``save_directory`` and replaces
     it as a whole (see :func:`ddrnet_zoo.io.atomic_directory`): an interrupted save leaves the old
     folder intact, and weights and config always come from the same save. Other files in an
@@ -43,13 +41,10 @@ def save_pretrained(
     """
     save_directory = Path(save_directory)
     if isinstance(model, DDRNetSegmentation):
-        config = config or model.config
-        model.check_config(config)
         with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
-            model._save_pretrained(tmp)  # the mixin's hook: model.safetensors
-            (tmp / CONFIG_NAME).write_text(json.dumps(config.to_dict(), sort_keys=True, indent=2), encoding="utf-8")
+            model._save_pretrained(tmp)  # the mixin's hook: model.safetensors and config.json
             if model_card:
-                card = build_model_card(model, config, repo_id, results, flops_input_size)
+                card = build_model_card(model, repo_id, results, flops_input_size)
                 (tmp / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
         return save_directory
     if isinstance(model, DDRNet):
@@ -64,7 +59,7 @@ def save_pretrained(
         name = model.pretrained_cfg.get("architecture")
         custom = MODEL_ARCHS.get(name) != model.arch or "arch" in getattr(model, "_model_args", {})
         model_args = {"arch": arch_dict(model.arch)} if custom else {}  # JSON form of a DDRNetArch argument
-        card = build_model_card(model, None, repo_id, results, flops_input_size) if model_card else None
+        card = build_model_card(model, repo_id, results, flops_input_size) if model_card else None
         with atomic_directory(save_directory, replaced=HUB_FOLDER_FILES) as tmp:
             save_for_hf(model, str(tmp), model_args=model_args, safe_serialization=True)
             if card is not None:

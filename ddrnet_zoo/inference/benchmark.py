@@ -259,8 +259,7 @@ def _calibration_batches(settings: BenchmarkSettings, size: Tuple[int, int]) -> 
 
 def _calibration_tensor(path: Path, model: torch.nn.Module, size: Tuple[int, int]) -> torch.Tensor:
     """A calibration image normalised as the model expects, resized to the benchmarked size."""
-    cfg = model.config
-    x = torch.from_numpy(image_tensor(path, cfg.mean, cfg.std))
+    x = torch.from_numpy(image_tensor(path, model.dataset["mean"], model.dataset["std"]))
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -328,10 +327,9 @@ def build_ort_runner(
     if mode.options.get("quantize") == "int8":
         if not calibration:
             raise InputError("INT8 modes need --calibration DIR (a folder of real images, e.g. CamVid train)")
-        cfg = getattr(model, "config", None)
         int8 = workdir / f"model_{id(model)}.int8.onnx"
         if not int8.exists():
-            quantize_onnx(path, int8, calibration, cfg.mean, cfg.std)
+            quantize_onnx(path, int8, calibration, model.dataset["mean"], model.dataset["std"])
         path = int8
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

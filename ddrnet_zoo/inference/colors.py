@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -42,17 +42,20 @@ def _check_palette(colours: Any, num_classes: int, what: str) -> np.ndarray:
 
 
 def resolve_palette(
-    palette: Optional[Union[str, PathLike, Sequence[Sequence[int]]]], num_classes: int, config: Any = None
+    palette: Optional[Union[str, PathLike, Sequence[Sequence[int]]]],
+    num_classes: int,
+    dataset: Optional[Mapping[str, Any]] = None,
 ) -> np.ndarray:
     """The (num_classes, 3) ``uint8`` colours to draw with.
 
-    ``palette`` is ``"cityscapes"`` / ``"camvid"``, ``"config"`` (the model config's), a JSON file
-    with a list of ``[R, G, B]``, or such a list. ``None``: the config's palette, else its dataset's,
+    ``palette`` is ``"cityscapes"`` / ``"camvid"``, ``"config"`` (the model's, from its ``dataset``
+    description), a JSON file with a list of ``[R, G, B]``, or such a list. ``None``: the model's palette,
+    else that of its dataset's name,
     else :func:`~ddrnet_zoo.data.meta.default_palette`. A colour count that differs from
     ``num_classes`` is a :class:`PaletteError`.
     """
-    cfg_palette = getattr(config, "palette", None)
-    cfg_dataset = getattr(config, "dataset", None)
+    cfg_palette = (dataset or {}).get("palette")
+    cfg_dataset = (dataset or {}).get("name")
     if palette is None:
         if cfg_palette is not None:
             return _check_palette(cfg_palette, num_classes, "the model config's palette")

@@ -153,7 +153,7 @@ def _onnx_metadata(path: Path, model: nn.Module, output: str) -> None:
     cfg = getattr(model, "config", None)
     meta = {"producer": "ddrnet_zoo", "output": output, "min_input_size": str(getattr(model, "min_input_size", 1))}
     if cfg is not None:
-        meta["config"] = json.dumps(cfg.to_dict())
+        meta["config"] = json.dumps(dict(cfg))
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

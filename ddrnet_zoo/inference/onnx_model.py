@@ -24,7 +24,8 @@ from torch import nn
 
 from ..device import DeviceError
 from ..errors import InputError, require_extra
-from ..models import SegmentationConfig
+from ..models import read_model_config
+from ..models.segmentation import dataset_description
 
 __all__ = ["ONNX_SUFFIXES", "OnnxOptions", "OnnxSegmentationModel", "is_onnx_file", "load_onnx_model", "require"]
 
@@ -65,8 +66,9 @@ class OnnxSegmentationModel(nn.Module):
         device: ``"cpu"`` (CPU execution provider) or ``"cuda"`` (needs onnxruntime-gpu).
         threads: intra-op threads (default: onnxruntime's, one per physical core).
 
-    Attributes: ``config`` (the :class:`~ddrnet_zoo.models.SegmentationConfig` stored at export, or
-    None), ``num_classes``, ``min_input_size``, ``precision`` (``"fp32"`` or ``"int8"``), ``options``.
+    Attributes: ``config`` (the model's ``config.json`` arguments stored at export, or None), ``dataset``
+    and ``metadata`` (as a :class:`~ddrnet_zoo.models.DDRNetSegmentation`'s; defaults without a config),
+    ``num_classes``, ``min_input_size``, ``precision`` (``"fp32"`` or ``"int8"``), ``options``.
     The module has no parameters; ``.to()`` and ``.eval()`` are accepted and change nothing.
     """
 
@@ -100,25 +102,31 @@ class OnnxSegmentationModel(nn.Module):
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         meta: Dict[str, str] = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = meta
+        self.file_metadata = meta
         kind = meta.get("output", self.output_name)
         if kind == "labels" or len(outputs[0].shape) != 4:
             raise InputError(
                 f"{self.path} outputs class labels (exported with --output labels); prediction and evaluation "
                 "need logits: export again without --output labels"
             )
-        self.config: Optional[SegmentationConfig] = (
-            SegmentationConfig.from_dict(json.loads(meta["config"])) if "config" in meta else None
-        )
+        try:
+            self.config: Optional[Dict[str, Any]] = (
+                read_model_config(json.loads(meta["config"])) if "config" in meta else None
+            )
+        except ValueError as e:  # bad JSON or an unreadable config
+            raise InputError(f"{self.path}: unreadable model config in its metadata: {e}") from None
         classes = outputs[0].shape[1]
         if self.config is not None:
-            self.num_classes = self.config.num_classes
+            self.num_classes = int(self.config["num_classes"])
         elif isinstance(classes, int):
             self.num_classes = classes
         else:
             raise InputError(f"{self.path}: the number of classes is neither in its metadata nor in its output shape")
         self.min_input_size = int(meta.get("min_input_size", 64 if meta.get("producer") == "ddrnet_zoo" else 1))
         self.in_chans = inputs[0].shape[1] if isinstance(inputs[0].shape[1], int) else 3
+        config = self.config or {}
+        self.dataset = dataset_description(config.get("dataset"), self.num_classes, self.in_chans)
+        self.metadata: Dict[str, Any] = dict(config.get("metadata") or {})
         self.precision = "int8" if "quantization" in meta else "fp32"
         self.quantization: Dict[str, Any] = json.loads(meta["quantization"]) if "quantization" in meta else {}
         self.options = OnnxOptions(".".join(ort.__version__.split(".")[:2]), provider, self.precision, threads)

@@ -26,7 +26,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -147,7 +147,7 @@ class Predictor:
                 compile=compile,
             )
         self.device = self.engine.device
-        self.config = self.engine.config
+        self.dataset: Dict[str, Any] = self.engine.dataset or {}
         self.num_classes = int(self.engine.num_classes)
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or min(self.scales) <= 0:
@@ -158,15 +158,15 @@ class Predictor:
             if min(size) < self.engine.min_input_size:
                 raise InputError(f"size {size} is below the model's minimum input {self.engine.min_input_size}")
         self.size = size
-        self.palette = resolve_palette(palette, self.num_classes, self.config)
-        mean = mean if mean is not None else getattr(self.config, "mean", None) or DEFAULT_MEAN
-        std = std if std is not None else getattr(self.config, "std", None) or DEFAULT_STD
+        self.palette = resolve_palette(palette, self.num_classes, self.dataset)
+        mean = mean if mean is not None else self.dataset.get("mean") or DEFAULT_MEAN
+        std = std if std is not None else self.dataset.get("std") or DEFAULT_STD
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
 
     @property
     def class_names(self) -> Optional[List[str]]:
-        return getattr(self.config, "class_names", None)
+        return self.dataset.get("class_names")
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Normalised float batch (N, 3, H, W) on the device from same-size RGB ``uint8`` arrays."""

@@ -174,8 +174,9 @@ class InferenceModel(nn.Module):
         return self.model.num_classes
 
     @property
-    def config(self):
-        return getattr(self.model, "config", None)
+    def dataset(self) -> Optional[Dict[str, Any]]:
+        """The model's dataset description (class names, palette, mean/std), if it has one."""
+        return getattr(self.model, "dataset", None)
 
     def _eager(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)

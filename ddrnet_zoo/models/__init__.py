@@ -1,7 +1,6 @@
 """DDRNet models: timm backbones and segmentation models."""
 
 from ..constants import AUX_LOSS_WEIGHT
-from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, DAPPM, PPM, ContextProjection, build_context
 from .counting import count_flops, count_params
 from .ddrnet import (
@@ -18,6 +17,7 @@ from .segmentation import (
     DDRNetSegmentation,
     SegmentationHead,
     create_segmentation_model,
+    read_model_config,
 )
 from .spec import ModelSpec, infer_model_spec
 
@@ -37,7 +37,7 @@ __all__ = [
     "DDRNetSegmentation",
     "SegmentationHead",
     "create_segmentation_model",
-    "SegmentationConfig",
+    "read_model_config",
     "MODEL_ARCHS",
     "DDRNet",
     "DDRNetArch",

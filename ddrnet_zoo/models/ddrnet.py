@@ -14,8 +14,8 @@ Layout (strides relative to the input)::
     conv_head       conv5_2's 1x1 conv, then global pool and fc
 """
 
-from dataclasses import asdict, dataclass
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from dataclasses import asdict, dataclass, fields
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,8 @@ __all__ = [
     "HUB_WEIGHT_TAGS",
     "MODEL_ARCHS",
     "OUTPUT_STRIDES",
+    "arch_dict",
+    "arch_from_dict",
     "checkpoint_filter_fn",
     "create_ddrnet",
     "pretrained_hub_id",
@@ -733,8 +735,8 @@ def _create_ddrnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Modul
     if pretrained:
         _pretrained_source(variant, kwargs)
     arch = kwargs.pop("arch", None) or MODEL_ARCHS[variant]
-    if isinstance(arch, dict):  # model_args of a Hub config.json (custom widths)
-        arch = DDRNetArch(**{k: tuple(v) if k == "depths" else v for k, v in arch.items()})
+    if isinstance(arch, Mapping):  # model_args of a Hub config.json (custom widths)
+        arch = arch_from_dict(arch)
     feature_cfg = dict(feature_cls="getter")
     if kwargs.get("features_only") and str(kwargs.get("feature_cls", "")).lower() == "dual":
         kwargs["feature_cls"] = DualResolutionFeatureNet
@@ -829,7 +831,31 @@ def ddrnet39_1_5x(pretrained: bool = False, **kwargs) -> DDRNet:
 
 
 def arch_dict(arch: DDRNetArch) -> dict:
-    """A JSON-serialisable form of ``arch``."""
+    """A JSON-serialisable form of ``arch`` (what :func:`arch_from_dict` reads)."""
     d = asdict(arch)
     d["depths"] = list(d["depths"])
     return d
+
+
+def arch_from_dict(d: Mapping[str, object]) -> DDRNetArch:
+    """The :class:`DDRNetArch` of a JSON form (``config.json``'s ``arch``, timm's ``model_args``), checked.
+
+    JSON gives any type: unknown fields, and values that are not positive integers (``depths``: four of
+    them), are an :class:`InputError` before any layer is built.
+    """
+    if not isinstance(d, Mapping):
+        raise InputError(f"arch must be a mapping of DDRNetArch fields, got {type(d).__name__}")
+    known = [f.name for f in fields(DDRNetArch)]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise InputError(f"unknown arch fields {unknown}; known: {known}")
+    out = {}
+    for name, value in d.items():
+        if name == "depths":
+            ok = isinstance(value, (list, tuple)) and len(value) == 4
+            if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+                raise InputError(f"arch.depths must be four positive integers, got {value!r}")
+            out[name] = tuple(int(v) for v in value)
+        else:
+            out[name] = check_count(f"arch.{name}", value, 1)
+    return DDRNetArch(**out)

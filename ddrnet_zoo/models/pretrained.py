@@ -16,7 +16,6 @@ from torch import nn
 from ..io import CheckpointError
 from ..layouts import read_shapes
 from ..text import listing
-from .config import SegmentationConfig
 from .ddrnet import MODEL_ARCHS, DDRNet
 from .variants import relevant_arch, resolve_architecture
 
@@ -29,9 +28,8 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 def _model_description(model: nn.Module) -> str:
-    cfg = getattr(model, "config", None)
-    if isinstance(cfg, SegmentationConfig):
-        return f"{cfg.architecture} segmentation model"
+    if isinstance(getattr(model, "architecture", None), str):  # a DDRNetSegmentation names its variant so
+        return f"{model.architecture} segmentation model"
     if isinstance(model, DDRNet):
         name = getattr(model, "pretrained_cfg", {}).get("architecture", "DDRNet")
         return f"{name} classifier"

@@ -1,50 +1,63 @@
-"""DDRNet for semantic segmentation (paper Sec. III-D, III-E, Fig. 4), built from and carrying its config.
+"""DDRNet for semantic segmentation (paper Sec. III-D, III-E, Fig. 4), built from plain arguments.
 
-Hub I/O follows :class:`huggingface_hub.PyTorchModelHubMixin`: ``_save_pretrained`` writes the weights
-and ``_from_pretrained`` loads them strictly. Folders with our model card, written atomically, come
-from :func:`ddrnet_zoo.hub.save_pretrained`; the one loader of every source is :func:`ddrnet_zoo.load_model`.
+:class:`DDRNetSegmentation` takes JSON-serialisable arguments (variant, classes, context module, heads,
+custom widths, dataset description, free-form metadata); ``config.json`` on the Hub holds exactly them
+(:attr:`DDRNetSegmentation.config`), and ``DDRNetSegmentation(**read_model_config(json))`` rebuilds the model.
+Hub I/O follows :class:`huggingface_hub.PyTorchModelHubMixin` through its two hooks: ``_save_pretrained``
+writes the weights and ``config.json``, ``_from_pretrained`` loads strictly. Folders with our model card,
+written atomically, come from :func:`ddrnet_zoo.hub.save_pretrained`; the one loader of every source is
+:func:`ddrnet_zoo.load_model`.
 """
 
 from __future__ import annotations
 
-import operator
+import json
+import numbers
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Union
 
 import timm
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE
+from huggingface_hub.constants import CONFIG_NAME, SAFETENSORS_SINGLE_FILE
 from safetensors.torch import save_file
 from torch import nn
 
+from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+from ..data.meta import DATASETS, DatasetInfo
 from ..errors import InputError
 from ..io import read_state_dict
-from .config import SegmentationConfig
 from .context import CONTEXT_MODULES, build_context
-from .ddrnet import MODEL_ARCHS, DDRNet, arch_dict
-from .layers import NormActConv, resize_to
+from .ddrnet import MODEL_ARCHS, DDRNetArch, arch_dict, arch_from_dict
+from .layers import NormActConv, check_count, resize_to
 from .pretrained import build_with_weights
 
 __all__ = [
+    "CONFIG_FORMAT_VERSION",
     "SegmentationHead",
     "DDRNetSegmentation",
     "create_segmentation_model",
+    "read_model_config",
 ]
 
+CONFIG_FORMAT_VERSION = 2
+"""``format_version`` of ``config.json``: 2 nests the dataset description; 1 (releases up to 0.4) kept its
+fields at the top level and is still read (:func:`read_model_config`)."""
 
-def _positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else an :class:`InputError` (a ValueError) that says what was given."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        number = 0
-    if number < 1:
-        raise InputError(f"{name} must be a positive integer (e.g. 19 for Cityscapes, 11 for CamVid), got {value!r}")
-    return number
+_INIT_ARGS = (
+    "architecture",
+    "num_classes",
+    "context",
+    "aux_head",
+    "in_chans",
+    "upsample_logits",
+    "output_stride",
+    "arch",
+)
+_DESCRIPTION_ARGS = ("dataset", "metadata")
+_DATASET_FIELDS = ("name", "class_names", "palette", "ignore_index", "mean", "std", "train_size")
 
 
 class SegmentationHead(nn.Module):
@@ -60,15 +73,93 @@ class SegmentationHead(nn.Module):
         return self.classifier(self.conv(x))
 
 
-def _architecture_name(backbone: DDRNet) -> str:
-    """The registered variant a backbone was created as (else the registered one with its exact widths)."""
-    name = getattr(backbone, "pretrained_cfg", {}).get("architecture")
-    if name in MODEL_ARCHS:
-        return name
-    same = [n for n, a in MODEL_ARCHS.items() if a == backbone.arch]
-    if same:
-        return same[0]
-    return min(MODEL_ARCHS, key=lambda n: abs(MODEL_ARCHS[n].width - backbone.arch.width))
+def _numbers(name: str, values: Any, count: int) -> list:
+    if not isinstance(values, (list, tuple)) or len(values) != count:
+        raise InputError(f"dataset.{name} needs {count} numbers, got {values!r}")
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise InputError(f"dataset.{name} needs {count} numbers, got {values!r}") from None
+
+
+def dataset_description(
+    dataset: Union[None, str, DatasetInfo, Mapping[str, Any]], num_classes: int, in_chans: int
+) -> Dict[str, Any]:
+    """The dataset a model's classes come from, as the plain dict ``config.json`` holds, checked.
+
+    ``dataset`` is a registered name (``"cityscapes"``, ``"camvid"``), a :class:`DatasetInfo`, a mapping of
+    ``name``, ``class_names``, ``palette`` (``[R, G, B]`` per class), ``ignore_index``, ``mean``, ``std``
+    and ``train_size`` (the training crop, height and width), each optional, or None. Normalisation
+    defaults to ImageNet's, the ignore index to 255.
+    """
+    if isinstance(dataset, str):
+        if dataset not in DATASETS:
+            raise InputError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)} (or give a mapping)")
+        dataset = DATASETS[dataset]
+    if isinstance(dataset, DatasetInfo):
+        info = dataset
+        dataset = {"name": info.name, "class_names": info.class_names, "palette": info.palette}
+        dataset.update(ignore_index=info.ignore_index, mean=info.mean, std=info.std)
+    if dataset is None:
+        dataset = {}
+    if not isinstance(dataset, Mapping):
+        raise InputError(f"dataset must be a name or a mapping, got {type(dataset).__name__}")
+    unknown = sorted(set(dataset) - set(_DATASET_FIELDS))
+    if unknown:
+        raise InputError(f"unknown dataset fields {unknown}; known: {list(_DATASET_FIELDS)}")
+    out: Dict[str, Any] = {k: dataset.get(k) for k in _DATASET_FIELDS}
+    if out["name"] is not None and not isinstance(out["name"], str):
+        raise InputError(f"dataset.name must be a string, got {out['name']!r}")
+    if out["class_names"] is not None:
+        out["class_names"] = [str(n) for n in out["class_names"]]
+        if len(out["class_names"]) != num_classes:
+            raise InputError(f"{len(out['class_names'])} class names for num_classes={num_classes}")
+    if out["palette"] is not None:
+        palette = [list(c) if isinstance(c, (list, tuple)) else c for c in out["palette"]]
+        for i, c in enumerate(palette):
+            if not isinstance(c, list) or len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c):
+                raise InputError(f"dataset.palette entry {i} must be three integers in 0-255, got {c!r}")
+        if len(palette) != num_classes:
+            raise InputError(f"{len(palette)} palette colours for num_classes={num_classes}")
+        out["palette"] = palette
+    ignore = IGNORE_INDEX if out["ignore_index"] is None else out["ignore_index"]
+    if isinstance(ignore, bool) or not isinstance(ignore, int):
+        raise InputError(f"dataset.ignore_index must be an integer label value, got {ignore!r}")
+    out["ignore_index"] = int(ignore)
+    out["mean"] = _numbers("mean", DEFAULT_MEAN if out["mean"] is None else out["mean"], in_chans)
+    out["std"] = _numbers("std", DEFAULT_STD if out["std"] is None else out["std"], in_chans)
+    if out["train_size"] is not None:
+        size = out["train_size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2:
+            raise InputError(f"dataset.train_size must be [height, width], got {size!r}")
+        out["train_size"] = [check_count("dataset.train_size", v, 1) for v in size]
+    return out
+
+
+def read_model_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The :class:`DDRNetSegmentation` arguments a ``config.json`` holds (format 2, or 1 of earlier releases).
+
+    Unknown fields, a missing ``architecture`` / ``num_classes`` and values of the wrong type are an
+    :class:`InputError` (a ValueError) naming them; loaders add the file's name.
+    """
+    if not isinstance(config, Mapping):
+        raise InputError(f"a model config must be a JSON object, got {type(config).__name__}")
+    d = dict(config)
+    version = d.pop("format_version", 1)
+    if version not in (1, CONFIG_FORMAT_VERSION):
+        raise InputError(
+            f"config format_version {version!r} is not supported (this ddrnet_zoo reads 1 and {CONFIG_FORMAT_VERSION})"
+        )
+    if version == 1:  # the dataset description at the top level, its name in "dataset"
+        legacy = {k: d.pop(k) for k in _DATASET_FIELDS[1:] if k in d}
+        d["dataset"] = {"name": d.pop("dataset", None), **legacy}
+    known = _INIT_ARGS + _DESCRIPTION_ARGS
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise InputError(f"unknown config fields {unknown}; known fields: {['format_version', *known]}")
+    if "architecture" not in d or "num_classes" not in d:
+        raise InputError("a model config needs at least 'architecture' and 'num_classes'")
+    return d
 
 
 class DDRNetSegmentation(
@@ -85,107 +176,101 @@ class DDRNetSegmentation(
 
     Eval mode returns the main logits; train mode returns ``{"out": main, "aux": auxiliary}``
     (``"aux"`` only with an auxiliary head). Logits are at the input resolution unless
-    ``upsample_logits=False`` (then 1/8, as the original code).
-
-    ``model.config`` (a :class:`SegmentationConfig`) is set here and describes this model;
-    :meth:`from_config` builds the model a config describes.
+    ``upsample_logits=False`` (then 1/8, as the original code). Weights are random: load trained ones
+    with :func:`ddrnet_zoo.load_model`, ImageNet backbone weights with :func:`create_segmentation_model`.
 
     Args:
-        backbone: a :class:`DDRNet` built with ``segmentation_mode=True``; its classifier
-            parts (conv5_2) are removed.
-        num_classes: segmentation classes.
+        architecture: a registered variant (``ddrnet23_slim``, ``ddrnet23``, ``ddrnet39``, ``ddrnet39_1_5x``).
+        num_classes: segmentation classes (19 for Cityscapes, 11 for CamVid).
         context: ``"dappm"`` (paper), ``"ppm"``/``"spp"`` or ``"none"`` (Table X ablation).
         aux_head: add the auxiliary head on the high-resolution branch after conv4 (Eq. 3).
+        in_chans: input channels.
         upsample_logits: resize logits to the input size (bilinear, ``align_corners=False``).
-        config: the config this model is built from (default: one made from the arguments);
-            it must agree with them.
+        output_stride: deepest stride of the low-resolution branch, 8, 16 or 32 (dilated past it, as
+            timm's CNNs; default: undilated, 1/64); the weights are the same.
+        arch: custom widths/depths (a :class:`DDRNetArch` or its dict) replacing the variant's.
+        dataset: what the classes are: a registered dataset name or a mapping (:func:`dataset_description`).
+        metadata: free-form JSON (training recipe, measured results); does not affect the model.
+
+    Every argument is kept as an attribute of the same name except ``context`` (``context_name``; the
+    module is ``context``), ``aux_head`` (the module, or None), ``arch`` and ``output_stride`` (the
+    backbone's).
+    :attr:`config` is them all, as ``config.json`` holds them.
     """
 
     def __init__(
         self,
-        backbone: DDRNet,
+        architecture: str = "ddrnet23_slim",
         num_classes: int = 19,
         context: str = "dappm",
         aux_head: bool = True,
+        in_chans: int = 3,
         upsample_logits: bool = True,
+        output_stride: Optional[int] = None,
+        arch: Union[None, DDRNetArch, Dict[str, Any]] = None,
+        dataset: Union[None, str, Dict[str, Any]] = None,
+        metadata: Optional[Dict[str, Any]] = None,
         device=None,
         dtype=None,
-        config: Optional[SegmentationConfig] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(backbone, DDRNet) or not backbone.segmentation_mode:
-            raise InputError("backbone must be a DDRNet built with segmentation_mode=True")
-        num_classes = _positive_int(num_classes, "num_classes")
-        context = str(context).lower()
-        if config is None:
-            name = _architecture_name(backbone)
-            config = SegmentationConfig(
-                architecture=name,
-                arch=None if MODEL_ARCHS[name] == backbone.arch else arch_dict(backbone.arch),
-                num_classes=num_classes,
-                context=context,
-                aux_head=aux_head,
-                in_chans=backbone.in_chans,
-                upsample_logits=upsample_logits,
-            )
-        given = (num_classes, context, bool(aux_head), backbone.in_chans, backbone.arch)
-        described = (config.num_classes, config.context, config.aux_head, config.in_chans, config.ddrnet_arch())
-        if given != described:
+        if architecture not in MODEL_ARCHS:
+            raise InputError(f"unknown DDRNet model {architecture!r}; available: {', '.join(MODEL_ARCHS)}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise InputError(
-                f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
-                f"aux_head={config.aux_head}, in_chans={config.in_chans}) does not describe this model "
-                f"({num_classes} classes, context {context!r}, aux_head={bool(aux_head)}, in_chans={backbone.in_chans})"
+                f"num_classes must be a positive integer (19 for Cityscapes, 11 for CamVid), got {num_classes!r}"
             )
+        num_classes = int(num_classes)
+        in_chans = check_count("in_chans", in_chans, 1)
+        if str(context).lower() not in CONTEXT_MODULES:
+            raise InputError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
+        for name, value in (("aux_head", aux_head), ("upsample_logits", upsample_logits)):
+            if not isinstance(value, bool):
+                raise InputError(f"{name} must be True or False, got {value!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InputError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if arch is not None and not isinstance(arch, DDRNetArch):
+            arch = arch_from_dict(arch)
         dd = {"device": device, "dtype": dtype}
-        backbone.prune_to_dual()
-        arch = backbone.arch
-        self.config = config
-        self.upsample_logits = upsample_logits
-        self.backbone = backbone
+        self.architecture = architecture
         self.num_classes = num_classes
-        self.context_name = context
-        self.context = build_context(context, arch.low_out_width, arch.context_width, arch.high_out_width, **dd)
-        self.head = SegmentationHead(arch.high_out_width, arch.seg_head_width, num_classes, **dd)
-        self.aux_head = SegmentationHead(arch.high_width, arch.seg_head_width, num_classes, **dd) if aux_head else None
+        self.context_name = str(context).lower()
+        self.upsample_logits = upsample_logits
+        self.dataset = dataset_description(dataset, num_classes, in_chans)
+        self.metadata = dict(metadata or {})
+        custom = {} if arch is None or arch == MODEL_ARCHS[architecture] else {"arch": arch}
+        self.backbone = timm.create_model(
+            architecture, segmentation_mode=True, in_chans=in_chans, output_stride=output_stride, **custom, **dd
+        )
+        self.backbone.prune_to_dual()
+        a = self.backbone.arch
+        self.context = build_context(self.context_name, a.low_out_width, a.context_width, a.high_out_width, **dd)
+        self.head = SegmentationHead(a.high_out_width, a.seg_head_width, num_classes, **dd)
+        self.aux_head = SegmentationHead(a.high_width, a.seg_head_width, num_classes, **dd) if aux_head else None
         self.init_weights()
 
-    @classmethod
-    def from_config(
-        cls,
-        config: SegmentationConfig,
-        pretrained_backbone: bool = False,
-        backbone_name: Optional[str] = None,
-        **backbone_kwargs,
-    ) -> DDRNetSegmentation:
-        """The (randomly initialised) model ``config`` describes; ``model.config`` is ``config``.
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The arguments that rebuild this model, as ``config.json`` holds them (a read-only view).
 
-        ``backbone_name`` (default ``config.architecture``) may carry a timm pretrained tag
-        (``ddrnet23_slim.in1k``) for ``pretrained_backbone``; ``backbone_kwargs`` go to ``timm.create_model``.
+        ``dataset`` and ``metadata`` are the model's own dicts; to change the rest, build a new model.
         """
-        if config.arch is not None:
-            backbone_kwargs["arch"] = config.ddrnet_arch()
-        backbone = timm.create_model(
-            backbone_name or config.architecture,
-            pretrained=pretrained_backbone,
-            segmentation_mode=True,
-            in_chans=config.in_chans,
-            **backbone_kwargs,
+        arch = self.backbone.arch
+        return MappingProxyType(
+            {
+                "format_version": CONFIG_FORMAT_VERSION,
+                "architecture": self.architecture,
+                "num_classes": self.num_classes,
+                "context": self.context_name,
+                "aux_head": self.aux_head is not None,
+                "in_chans": self.in_chans,
+                "upsample_logits": self.upsample_logits,
+                "output_stride": self.backbone.output_stride,
+                "arch": None if arch == MODEL_ARCHS[self.architecture] else arch_dict(arch),
+                "dataset": self.dataset,
+                "metadata": self.metadata,
+            }
         )
-        return cls(
-            backbone,
-            num_classes=config.num_classes,
-            context=config.context,
-            aux_head=config.aux_head,
-            upsample_logits=config.upsample_logits,
-            config=config,
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # ``upsample_logits`` stays a plain attribute (TorchScript reads it in forward) and writes through
-        # to ``config`` so that the two never disagree
-        super().__setattr__(name, value)
-        if name == "upsample_logits" and "config" in self.__dict__:
-            self.config.upsample_logits = bool(value)
 
     @property
     def in_chans(self) -> int:
@@ -208,35 +293,15 @@ class DDRNetSegmentation(
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.backbone.set_grad_checkpointing(enable)
 
-    # ------------------------------------------------------------------ Hub I/O (PyTorchModelHubMixin hooks)
-    def check_config(self, config: SegmentationConfig) -> None:
-        """Refuse a config that would rebuild a different model than this one (tensor names and shapes)."""
-        with torch.device("meta"):
-            rebuilt = type(self).from_config(SegmentationConfig.from_dict(config.to_dict()))
-        want = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
-        have = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        if want != have:
-            diff = sorted(set(want) ^ set(have)) + sorted(k for k in set(want) & set(have) if want[k] != have[k])
-            raise InputError(
-                f"the config ({config.architecture}, {config.num_classes} classes, context {config.context!r}, "
-                f"aux_head={config.aux_head}) does not describe this model; differing tensors: {diff[:8]}"
-            )
-
-    @property
-    def _hub_mixin_config(self) -> Optional[Dict[str, Any]]:
-        """What the mixin's ``save_pretrained`` / ``push_to_hub`` write as ``config.json``: ``model.config``."""
-        config = self.__dict__.get("config")
-        return None if config is None else config.to_dict()
-
-    @_hub_mixin_config.setter
-    def _hub_mixin_config(self, value: Any) -> None:
-        # the mixin records __init__'s arguments here before __init__ runs; model.config is the record
-        pass
-
+    # ------------------------------------------------------------------ PyTorchModelHubMixin's two hooks
     def _save_pretrained(self, save_directory: Path) -> None:
-        """The mixin's hook: the weights, as own contiguous CPU tensors (shared storage cannot be saved)."""
+        """The weights (own contiguous CPU tensors) and ``config.json`` (:attr:`config`, checked to rebuild)."""
+        config = dict(self.config)
+        dataset_description(self.dataset, self.num_classes, self.in_chans)  # edits of model.dataset are checked here
+        text = json.dumps(config, sort_keys=True, indent=2)  # and metadata that is not JSON fails before any write
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
         save_file(tensors, str(save_directory / SAFETENSORS_SINGLE_FILE), metadata={"format": "pt"})
+        (save_directory / CONFIG_NAME).write_text(text, encoding="utf-8")
 
     @classmethod
     def _from_pretrained(
@@ -248,30 +313,21 @@ class DDRNetSegmentation(
         force_download: bool,
         local_files_only: bool,
         token: Optional[Union[str, bool]],
-        config: Optional[Union[SegmentationConfig, Dict[str, Any]]] = None,
+        config: Optional[Dict[str, Any]] = None,
         map_location: Union[str, torch.device] = "cpu",
         strict: bool = True,
-        upsample_logits: Optional[bool] = None,
         **init_kwargs: Any,
     ) -> DDRNetSegmentation:
-        """The mixin's hook behind its ``from_pretrained``: build from ``config`` and load the weights strictly.
+        """The hook behind the mixin's ``from_pretrained``: ``config.json`` of either format, weights loaded strictly.
 
-        :func:`ddrnet_zoo.load_model` is the loader to use: it takes every source and checks what it holds
-        before any weights are read; this hook keeps huggingface_hub's own entry point working.
+        :func:`ddrnet_zoo.load_model` is the loader to use (every source, checks before weights are read);
+        this keeps huggingface_hub's own entry point working. Keyword arguments given to ``from_pretrained``
+        replace the config's (``upsample_logits=False``).
         """
-        if isinstance(config, dict):
-            config = SegmentationConfig.from_dict(config)
-        if not isinstance(config, SegmentationConfig):
+        if config is None:
             raise InputError(f"{model_id}: no ddrnet_zoo config.json there; load the model with ddrnet_zoo.load_model")
-        # the mixin passes the config's values of __init__'s arguments again: they must agree with it
-        unknown = sorted(set(init_kwargs) - {"num_classes", "context", "aux_head"})
-        if unknown:
-            raise InputError(f"unexpected arguments {unknown}; the model is built from {model_id}'s config.json")
-        differing = {k: v for k, v in init_kwargs.items() if getattr(config, k) != v}
-        if differing:
-            raise InputError(f"{model_id} holds a model with other {sorted(differing)} than {differing}")
-        if upsample_logits is not None:
-            config.upsample_logits = upsample_logits
+        kwargs = read_model_config(config)
+        kwargs.update({k: v for k, v in init_kwargs.items() if config.get(k) != v})  # the caller's overrides
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, SAFETENSORS_SINGLE_FILE)
         else:
@@ -284,9 +340,7 @@ class DDRNetSegmentation(
                 local_files_only=local_files_only,
                 token=token,
             )
-        return build_with_weights(
-            lambda: cls.from_config(config), read_state_dict(weights), weights, map_location, strict
-        )
+        return build_with_weights(lambda: cls(**kwargs), read_state_dict(weights), weights, map_location, strict)
 
     def forward(
         self, x: torch.Tensor, return_aux: Optional[bool] = None
@@ -311,44 +365,40 @@ class DDRNetSegmentation(
 def create_segmentation_model(
     model_name: str,
     num_classes: int = 19,
-    context: str = "dappm",
-    aux_head: bool = True,
-    upsample_logits: bool = True,
     pretrained_backbone: bool = False,
-    in_chans: int = 3,
-    **backbone_kwargs,
+    pretrained_cfg_overlay: Optional[Dict[str, Any]] = None,
+    check_finite: bool = True,
+    **kwargs: Any,
 ) -> DDRNetSegmentation:
-    """Build a DDRNet segmentation model around a backbone from timm's registry.
+    """A :class:`DDRNetSegmentation`, its backbone optionally with ImageNet weights through timm.
 
     Args:
-        model_name: ``ddrnet23_slim``, ``ddrnet23``, ``ddrnet39`` or ``ddrnet39_1_5x``
-            (a timm pretrained tag such as ``ddrnet23_slim.in1k`` selects backbone weights).
+        model_name: ``ddrnet23_slim``, ``ddrnet23``, ``ddrnet39`` or ``ddrnet39_1_5x``; a timm pretrained
+            tag (``ddrnet23_slim.in1k``) selects the backbone weights.
         num_classes: segmentation classes (19 for Cityscapes, 11 for CamVid).
-        context: ``"dappm"``, ``"ppm"``/``"spp"`` or ``"none"``.
-        aux_head: build the auxiliary (deep-supervision) head.
-        upsample_logits: return logits at the input size (else at 1/8).
-        pretrained_backbone: load the backbone's ImageNet weights through timm.
-        in_chans: input channels.
-        **backbone_kwargs: passed to ``timm.create_model`` (e.g. ``pretrained_cfg_overlay``).
+        pretrained_backbone: load the backbone's ImageNet weights through timm (strictly).
+        pretrained_cfg_overlay: timm's overlay for those weights (``dict(file=PATH)`` for a local file).
+        check_finite: refuse NaN/Inf inputs in eager eval forwards (the backbone's attribute of that name).
+        **kwargs: the other :class:`DDRNetSegmentation` arguments (``context``, ``aux_head``, ``in_chans``,
+            ``upsample_logits``, ``arch``, ``dataset``, ``metadata``).
     """
-    num_classes = _positive_int(num_classes, "num_classes")
-    arch_name = model_name.split(".", 1)[0]
-    if arch_name not in MODEL_ARCHS:
-        raise InputError(f"unknown DDRNet model {model_name!r}; available: {', '.join(MODEL_ARCHS)}")
-    if str(context).lower() not in CONTEXT_MODULES:
-        raise InputError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
-    custom_arch = backbone_kwargs.pop("arch", None)
-    config = SegmentationConfig(
-        architecture=arch_name,
-        arch=None
-        if custom_arch is None
-        else (custom_arch if isinstance(custom_arch, dict) else arch_dict(custom_arch)),
-        num_classes=num_classes,
-        context=str(context).lower(),
-        aux_head=aux_head,
-        in_chans=in_chans,
-        upsample_logits=upsample_logits,
-    )
-    return DDRNetSegmentation.from_config(
-        config, pretrained_backbone=pretrained_backbone, backbone_name=model_name, **backbone_kwargs
-    )
+    architecture = model_name.split(".", 1)[0]
+    model = DDRNetSegmentation(architecture, num_classes, **kwargs)
+    model.backbone.check_finite = check_finite
+    if pretrained_backbone:
+        arch = model.backbone.arch
+        custom = {} if arch == MODEL_ARCHS[architecture] else {"arch": arch}
+        backbone = timm.create_model(
+            model_name,
+            pretrained=True,
+            segmentation_mode=True,
+            in_chans=model.in_chans,
+            output_stride=model.backbone.output_stride,
+            pretrained_cfg_overlay=pretrained_cfg_overlay,
+            **custom,
+        )
+        backbone.prune_to_dual()
+        model.backbone.load_state_dict(backbone.state_dict())
+    elif pretrained_cfg_overlay is not None:
+        raise InputError("pretrained_cfg_overlay selects backbone weights: pass pretrained_backbone=True with it")
+    return model
