@@ -84,10 +84,10 @@ def test_reference_case_converts_and_reproduces_outputs(
     case = cases[io_name]
     assert converted.source_layout == layout
     assert converted.task == task
-    spec = converted.spec
-    assert spec.arch.width == case["planes"] and list(spec.arch.depths) == case["layers"]
-    assert spec.num_classes == case["num_classes"]
-    assert spec.aux_head == (task == "segmentation")
+    args = converted.model_args
+    assert args["arch"]["width"] == case["planes"] and list(args["arch"]["depths"]) == case["layers"]
+    assert args["num_classes"] == case["num_classes"]
+    assert args.get("aux_head", False) == (task == "segmentation")
     # every source tensor mapped or explicitly ignored
     n_source = cases[filename.split(".")[0]]["num_tensors"]
     assert len(converted.state_dict) == n_source + (2 if layout == "mmseg" else 0)
@@ -122,8 +122,8 @@ def test_full_size_official_keys_map_completely(reference_dir, name, architectur
     source = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
     converted = convert_state_dict(source, name=name)
     seg = "_seg_" in name
-    assert converted.spec.architecture == architecture and converted.spec.is_registered
-    assert converted.spec.num_classes == (19 if seg else 1000)
+    assert converted.model_args["architecture"] == architecture and converted.model_args["arch"] is None
+    assert converted.model_args["num_classes"] == (19 if seg else 1000)
     assert converted.filled_keys == [] and converted.ignored_keys == []
     # our full-size model (meta device) maps every key to exactly the official key set, same shapes
     with torch.device("meta"):
@@ -198,7 +198,7 @@ def test_mmseg_layout_refuses_what_mmseg_cannot_hold(converted_models):
 
 # ---------------------------------------------------------------------------------------------- timm
 def test_timm_loads_the_original_imagenet_file_through_its_filter(converted_models, reference_dir):
-    arch = converted_models["official_cls_ddrnet23_tiny.imagenet_format.pth"].spec.arch
+    arch = converted_models["official_cls_ddrnet23_tiny.imagenet_format.pth"].model_args["arch"]
     path = reference_dir / "official_cls_ddrnet23_tiny.imagenet_format.pth"
     overlay = dict(file=str(path), num_classes=10)  # the file's class count (timm drops a classifier that differs)
     model = timm.create_model("ddrnet23_slim", pretrained=True, arch=arch, pretrained_cfg_overlay=overlay).eval()

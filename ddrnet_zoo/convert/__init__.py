@@ -8,7 +8,7 @@
 * Command line: ``ddrnet-convert SRC DST`` (``python -m ddrnet_zoo.convert``).
 
 Reading files and recognising layouts is :mod:`ddrnet_zoo.layouts`' job; variants from shapes,
-:mod:`ddrnet_zoo.models.spec`.
+:mod:`ddrnet_zoo.models.spec` (``infer_model_args``).
 """
 
 from .core import EXPORT_LAYOUTS, ConvertedCheckpoint, convert_checkpoint, convert_state_dict, export_state_dict

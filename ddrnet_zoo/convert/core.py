@@ -20,8 +20,7 @@ from ..data.meta import get_dataset_info
 from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
-from ..models import DDRNetSegmentation, ModelSpec, infer_model_spec
-from ..models.ddrnet import arch_dict
+from ..models import DDRNetSegmentation, build_model, infer_model_args
 from ..text import listing, plural
 from .mmseg import mmseg_key_map, to_mmseg_state_dict
 from .original import original_key_map, to_original_state_dict
@@ -46,8 +45,10 @@ class ConvertedCheckpoint:
 
     state_dict: Dict[str, torch.Tensor]
     """Weights under our keys (tensors shared with the source state dict; models get copies)."""
-    spec: ModelSpec
-    """Task, variant, classes and heads, inferred from the shapes."""
+    task: str
+    """``"segmentation"`` or ``"classification"``."""
+    model_args: Dict[str, Any]
+    """The model's arguments inferred from the shapes (:func:`~ddrnet_zoo.models.spec.infer_model_args`)."""
     source_layout: str
     """``"ours"``, ``"original"`` or ``"mmseg"``."""
     source: str = "<state dict>"
@@ -64,10 +65,6 @@ class ConvertedCheckpoint:
     :func:`ddrnet_zoo.models.pretrained.build_with_weights` (as :func:`ddrnet_zoo.load_model` does)."""
 
     @property
-    def task(self) -> str:
-        return self.spec.task
-
-    @property
     def config(self) -> Optional[Dict[str, Any]]:
         """The ``config.json`` of a segmentation model (its ``DDRNetSegmentation.config``); None for a classifier."""
         return dict(self.meta_model.config) if isinstance(self.meta_model, DDRNetSegmentation) else None
@@ -78,14 +75,14 @@ class ConvertedCheckpoint:
 
     def summary(self) -> str:
         """Human-readable lines: what was read, inferred, ignored and filled."""
-        s = self.spec
-        arch = s.arch
+        args, seg = self.model_args, self.task == "segmentation"
+        arch = self.meta_model.backbone.arch if seg else self.meta_model.arch
         lines = [
             f"source:        {self.source} ({self.source_layout} layout, {plural(len(self.state_dict), 'tensor')})",
-            f"model:         {s.task} {s.architecture}{'' if s.is_registered else ' (custom widths)'}: "
+            f"model:         {self.task} {args['architecture']}{'' if args['arch'] is None else ' (custom widths)'}: "
             f"width {arch.width}, depths {list(arch.depths)}, conv4 fusions {arch.conv4_fusions}",
-            f"classes:       {s.num_classes}"
-            + (f", auxiliary head {'yes' if s.aux_head else 'no'}" if s.task == "segmentation" else ""),
+            f"classes:       {args['num_classes']}"
+            + (f", auxiliary head {'yes' if args['aux_head'] else 'no'}" if seg else ""),
         ]
         if self.ignored_keys:
             lines.append(f"ignored:       {listing(self.ignored_keys)}")
@@ -172,7 +169,7 @@ def dataset_fields(
 
 
 def _segmentation_kwargs(
-    spec: ModelSpec,
+    inferred: Dict[str, Any],
     dataset: Optional[str],
     upsample_logits: bool,
     train_size: Optional[Sequence[int]],
@@ -180,16 +177,12 @@ def _segmentation_kwargs(
     name: str,
 ) -> Dict[str, Any]:
     """The :class:`~ddrnet_zoo.models.DDRNetSegmentation` arguments of converted segmentation weights."""
-    description = dataset_fields(spec.num_classes, dataset, train_size, name)
-    if spec.in_chans != 3:  # a dataset's (and ImageNet's) three values do not apply: neutral ones per channel
-        description.update(mean=[0.45] * spec.in_chans, std=[0.225] * spec.in_chans)
+    in_chans = inferred["in_chans"]
+    description = dataset_fields(inferred["num_classes"], dataset, train_size, name)
+    if in_chans != 3:  # a dataset's (and ImageNet's) three values do not apply: neutral ones per channel
+        description.update(mean=[0.45] * in_chans, std=[0.225] * in_chans)
     return dict(
-        architecture=spec.architecture,
-        arch=None if spec.is_registered else arch_dict(spec.arch),
-        num_classes=spec.num_classes,
-        context=spec.context,
-        aux_head=spec.aux_head,
-        in_chans=spec.in_chans,
+        **inferred,
         upsample_logits=upsample_logits,
         dataset=description,
         metadata=dict(metadata or {}),
@@ -225,25 +218,25 @@ def convert_state_dict(
     detected = detect_layout(sd, name)
     if layout != "auto" and layout != detected:
         raise CheckpointError(f"{name}: the weights are in the {detected} layout, not {layout!r}")
-    spec = infer_model_spec(sd, detected, model_name=model_name, name=name)
-    if num_classes is not None and int(num_classes) != spec.num_classes:
+    task, inferred = infer_model_args(sd, detected, model_name=model_name, name=name)
+    if num_classes is not None and int(num_classes) != inferred["num_classes"]:
         raise CheckpointError(
-            f"{name}: wrong class count: the checkpoint has {spec.num_classes} classes, {num_classes} were expected"
+            f"{name}: wrong class count: the checkpoint has {inferred['num_classes']} classes, "
+            f"{num_classes} were expected"
         )
-    if spec.task == "segmentation":
-        kwargs = _segmentation_kwargs(spec, dataset, upsample_logits, train_size, metadata, name)
-        with torch.device("meta"):
-            meta_model = DDRNetSegmentation(**kwargs)
+    if task == "segmentation":
+        kwargs = _segmentation_kwargs(inferred, dataset, upsample_logits, train_size, metadata, name)
+        meta_model = build_model(task, kwargs, device="meta")
     elif dataset is not None:
         raise CheckpointError(f"{name}: a classification checkpoint; --dataset applies to segmentation models")
     else:
-        meta_model = spec.build(device="meta")
+        meta_model = build_model(task, inferred, device="meta")
     try:
         mapping = _key_map(meta_model, detected)
     except ValueError as e:
         raise CheckpointError(f"{name}: {e}") from None
     ours, filled = _rename(sd, mapping, meta_model.state_dict(), name, detected)
-    return ConvertedCheckpoint(ours, spec, detected, name, ignored, filled, meta_model=meta_model)
+    return ConvertedCheckpoint(ours, task, inferred, detected, name, ignored, filled, meta_model=meta_model)
 
 
 def _sha256(path: Path) -> str:

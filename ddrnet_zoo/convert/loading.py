@@ -95,7 +95,8 @@ def load_model(
         upsample_logits=True if upsample_logits is None else upsample_logits,
         contents=contents,
     )
-    _check_expected(src.text, converted.task, converted.spec.architecture, converted.spec.num_classes, task)
+    held = converted.model_args
+    _check_expected(src.text, converted.task, held["architecture"], held["num_classes"], task)
     return build_with_weights(lambda: converted.meta_model, converted.state_dict, src.text, map_location)
 
 

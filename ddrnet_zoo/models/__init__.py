@@ -19,14 +19,14 @@ from .segmentation import (
     create_segmentation_model,
     read_model_config,
 )
-from .spec import ModelSpec, infer_model_spec
+from .spec import build_model, infer_model_args
 
 __all__ = [
-    "ModelSpec",
+    "build_model",
     "checkpoint_filter_fn",
     "count_flops",
     "count_params",
-    "infer_model_spec",
+    "infer_model_args",
     "load_state_dict_strict",
     "AUX_LOSS_WEIGHT",
     "CONTEXT_MODULES",

@@ -1,80 +1,59 @@
-"""What a checkpoint holds (task, variant, classes, heads) as a :class:`ModelSpec` that builds the model."""
+"""What a checkpoint holds, read from its tensor shapes: its task and the arguments that build its model."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import timm
 import torch
+from torch import nn
 
 from ..layouts import detect_layout, read_shapes
-from .segmentation import create_segmentation_model
+from .ddrnet import arch_dict
+from .segmentation import DDRNetSegmentation
 from .variants import MODEL_ARCHS, relevant_arch, resolve_architecture
 
-__all__ = ["ModelSpec", "infer_model_spec"]
+__all__ = ["build_model", "infer_model_args"]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a checkpoint holds: task, variant (registered name + exact architecture), classes, heads."""
-
-    task: str
-    """``"classification"`` or ``"segmentation"``."""
-    architecture: str
-    """The registered variant with the same topology (``ddrnet23_slim``, ``ddrnet23``, ``ddrnet39``...)."""
-    arch: Any
-    """The exact :class:`~ddrnet_zoo.models.DDRNetArch` (differs from the registered one for custom widths)."""
-    num_classes: int
-    in_chans: int = 3
-    aux_head: bool = False
-    context: str = "dappm"
-
-    @property
-    def is_registered(self) -> bool:
-        """True when the widths are exactly those of the registered ``architecture``."""
-        return self.arch == relevant_arch(MODEL_ARCHS[self.architecture], self.task, self.arch)
-
-    def build(self, upsample_logits: bool = True, device: Optional[Union[str, torch.device]] = None):
-        """A randomly initialised model of this spec (``device="meta"`` for shapes only)."""
-        custom = {} if self.is_registered else {"arch": self.arch}
-        with torch.device(device) if device is not None else contextlib.nullcontext():
-            if self.task == "classification":
-                return timm.create_model(
-                    self.architecture, num_classes=self.num_classes, in_chans=self.in_chans, **custom
-                )
-            return create_segmentation_model(
-                self.architecture,
-                num_classes=self.num_classes,
-                context=self.context,
-                aux_head=self.aux_head,
-                upsample_logits=upsample_logits,
-                in_chans=self.in_chans,
-                **custom,
-            )
-
-
-def infer_model_spec(
+def infer_model_args(
     state_dict: Mapping[str, torch.Tensor],
     layout: Optional[str] = None,
     model_name: Optional[str] = None,
     name: str = "<state dict>",
-) -> ModelSpec:
-    """Infer task, variant, classes and heads of an unwrapped state dict from its keys and shapes.
+) -> Tuple[str, Dict[str, Any]]:
+    """``(task, arguments)`` of an unwrapped state dict, from its keys and shapes.
 
+    ``task`` is ``"segmentation"`` or ``"classification"``. The arguments are those ``config.json``
+    holds: ``architecture`` (the registered variant of the same topology), ``num_classes``, ``in_chans``,
+    ``arch`` (the exact widths as a dict, None when they are the registered variant's), and for
+    segmentation ``aux_head`` and ``context``. :func:`build_model` builds the model they describe.
     ``model_name`` (e.g. ``ddrnet23``) asserts the variant: a checkpoint of another variant raises
     a :class:`~ddrnet_zoo.io.CheckpointError` listing the differing widths/depths.
     """
     layout = layout or detect_layout(state_dict, name)
     info = read_shapes(state_dict, layout, name)
+    task = info["task"]
     architecture, arch = resolve_architecture(info, model_name, name)
-    return ModelSpec(
-        task=info["task"],
-        architecture=architecture,
-        arch=arch,
-        num_classes=int(info["num_classes"]),
-        in_chans=int(info["in_chans"]),
-        aux_head=bool(info.get("aux_head", False)),
-        context=info.get("context", "dappm"),
-    )
+    registered = arch == relevant_arch(MODEL_ARCHS[architecture], task, arch)
+    args: Dict[str, Any] = {
+        "architecture": architecture,
+        "num_classes": int(info["num_classes"]),
+        "in_chans": int(info["in_chans"]),
+        "arch": None if registered else arch_dict(arch),
+    }
+    if task == "segmentation":
+        args.update(aux_head=bool(info.get("aux_head", False)), context=info.get("context", "dappm"))
+    return task, args
+
+
+def build_model(task: str, args: Mapping[str, Any], device: Optional[Union[str, torch.device]] = None) -> nn.Module:
+    """The randomly initialised model of :func:`infer_model_args`'s ``(task, arguments)`` (``device="meta"``:
+    shapes only): a :class:`DDRNetSegmentation`, or a timm DDRNet classifier."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        if task == "segmentation":
+            return DDRNetSegmentation(**args)
+        kwargs = {k: v for k, v in args.items() if k not in ("architecture", "arch")}
+        custom = {} if args.get("arch") is None else {"arch": args["arch"]}
+        return timm.create_model(args["architecture"], **kwargs, **custom)
