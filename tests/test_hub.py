@@ -36,7 +36,7 @@ from ddrnet_zoo.convert import convert_checkpoint
 from ddrnet_zoo.hub import build_model_card, save_pretrained, upload_folder_to_hub
 from ddrnet_zoo.inference import max_relative_error
 from ddrnet_zoo.io import CheckpointError
-from ddrnet_zoo.models import create_segmentation_model
+from ddrnet_zoo.models import create_segmentation_model, read_model_config
 from ddrnet_zoo.models.ddrnet import pretrained_hub_id
 from ddrnet_zoo.predict import main as predict_main
 from ddrnet_zoo.published import PUBLISHED_HUB_IDS
@@ -484,3 +484,74 @@ def test_torch_hub_local_entry_points():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model.eval()(x), direct.eval()(x))
+
+
+# ---------------------------------------------------------------------------------------------- config.json
+def test_config_json_is_the_models_arguments_and_rebuilds_it(tmp_path):
+    model = tiny_seg_model(num_classes=4, context="ppm", dataset={"name": "toy", "class_names": list("abcd")})
+    folder = save_pretrained(model, tmp_path / "hub", model_card=False)
+    written = json.loads((folder / "config.json").read_text())
+    assert written == json.loads(json.dumps(dict(model.config)))
+    assert (
+        written["format_version"] == 2
+        and written["context"] == "ppm"
+        and written["dataset"]["class_names"] == list("abcd")
+    )
+    rebuilt = ddrnet_zoo.DDRNetSegmentation(**read_model_config(written))
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert rebuilt.config == model.config
+    # huggingface_hub's from_pretrained: keyword arguments replace the config's, weights load strictly
+    mixin = ddrnet_zoo.DDRNetSegmentation.from_pretrained(folder, upsample_logits=False)
+    assert mixin.upsample_logits is False and mixin.dataset == model.dataset
+    assert_same_weights(model, mixin)
+    with pytest.raises(TypeError):  # the view cannot be edited: the model's attributes are the description
+        model.config["num_classes"] = 5
+
+
+def test_format_1_configs_read_as_format_2():
+    old = {
+        "format_version": 1,
+        "architecture": "ddrnet23_slim",
+        "num_classes": 2,
+        "dataset": "toy",
+        "class_names": ["a", "b"],
+        "palette": [[1, 2, 3], [4, 5, 6]],
+        "mean": [0.5] * 3,
+        "train_size": [8, 16],
+    }
+    args = read_model_config(old)
+    assert args["dataset"] == {
+        "name": "toy",
+        "class_names": ["a", "b"],
+        "palette": [[1, 2, 3], [4, 5, 6]],
+        "mean": [0.5] * 3,
+        "train_size": [8, 16],
+    }
+    assert "class_names" not in args and "format_version" not in args
+    with torch.device("meta"):
+        model = ddrnet_zoo.DDRNetSegmentation(**args)
+    assert model.dataset["std"] == [0.229, 0.224, 0.225] and model.dataset["ignore_index"] == 255
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"format_version": 3}, "format_version 3 is not supported"),
+        ({"colour": "red"}, r"unknown config fields \['colour'\]"),
+        ({"num_classes": "3"}, "num_classes must be a positive integer"),
+        ({"aux_head": "yes"}, "aux_head must be True or False"),
+        ({"context": "aspp"}, "unknown context module 'aspp'"),
+        ({"arch": {"width": 0}}, "arch.width must be an int >= 1"),
+        ({"arch": {"depth": 2}}, r"unknown arch fields \['depth'\]"),
+        ({"dataset": {"class_names": ["a"]}}, "1 class names for num_classes=3"),
+        ({"dataset": {"palette": [[0, 0, 256]] * 3}}, "palette entry 0 must be three integers in 0-255"),
+        ({"dataset": {"mean": [0.5, 0.5]}}, r"dataset.mean needs 3 numbers"),
+        ({"dataset": {"labels": []}}, r"unknown dataset fields \['labels'\]"),
+        ({"metadata": []}, "metadata must be a mapping"),
+    ],
+)
+def test_bad_config_values_are_named(change, message):
+    config = {"format_version": 2, "architecture": "ddrnet23_slim", "num_classes": 3, **change}
+    with pytest.raises(ValueError, match=message):
+        with torch.device("meta"):
+            ddrnet_zoo.DDRNetSegmentation(**read_model_config(config))

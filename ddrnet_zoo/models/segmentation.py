@@ -111,10 +111,14 @@ def dataset_description(
     if out["name"] is not None and not isinstance(out["name"], str):
         raise InputError(f"dataset.name must be a string, got {out['name']!r}")
     if out["class_names"] is not None:
+        if not isinstance(out["class_names"], (list, tuple)):
+            raise InputError(f"dataset.class_names must be a list of names, got {out['class_names']!r}")
         out["class_names"] = [str(n) for n in out["class_names"]]
         if len(out["class_names"]) != num_classes:
             raise InputError(f"{len(out['class_names'])} class names for num_classes={num_classes}")
     if out["palette"] is not None:
+        if not isinstance(out["palette"], (list, tuple)):
+            raise InputError(f"dataset.palette must be a list of [R, G, B], got {out['palette']!r}")
         palette = [list(c) if isinstance(c, (list, tuple)) else c for c in out["palette"]]
         for i, c in enumerate(palette):
             if not isinstance(c, list) or len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c):
@@ -146,7 +150,7 @@ def read_model_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         raise InputError(f"a model config must be a JSON object, got {type(config).__name__}")
     d = dict(config)
     version = d.pop("format_version", 1)
-    if version not in (1, CONFIG_FORMAT_VERSION):
+    if isinstance(version, bool) or version not in (1, CONFIG_FORMAT_VERSION):
         raise InputError(
             f"config format_version {version!r} is not supported (this ddrnet_zoo reads 1 and {CONFIG_FORMAT_VERSION})"
         )
