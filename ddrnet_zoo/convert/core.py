@@ -20,7 +20,7 @@ from ..data.meta import get_dataset_info
 from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import CheckpointContents, detect_layout, read_checkpoint, unwrap_state_dict
-from ..models import DDRNetSegmentation, build_model, infer_model_args
+from ..models import DDRNetSegmentation, infer_model_args, model_from_args
 from ..text import listing, plural
 from .mmseg import mmseg_key_map, to_mmseg_state_dict
 from .original import original_key_map, to_original_state_dict
@@ -226,11 +226,11 @@ def convert_state_dict(
         )
     if task == "segmentation":
         kwargs = _segmentation_kwargs(inferred, dataset, upsample_logits, train_size, metadata, name)
-        meta_model = build_model(task, kwargs, device="meta")
+        meta_model = model_from_args(task, kwargs, device="meta")
     elif dataset is not None:
         raise CheckpointError(f"{name}: a classification checkpoint; --dataset applies to segmentation models")
     else:
-        meta_model = build_model(task, inferred, device="meta")
+        meta_model = model_from_args(task, inferred, device="meta")
     try:
         mapping = _key_map(meta_model, detected)
     except ValueError as e:

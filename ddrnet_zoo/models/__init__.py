@@ -19,10 +19,10 @@ from .segmentation import (
     create_segmentation_model,
     read_model_config,
 )
-from .spec import build_model, infer_model_args
+from .spec import infer_model_args, model_from_args
 
 __all__ = [
-    "build_model",
+    "model_from_args",
     "checkpoint_filter_fn",
     "count_flops",
     "count_params",

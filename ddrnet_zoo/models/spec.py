@@ -14,7 +14,7 @@ from .ddrnet import arch_dict
 from .segmentation import DDRNetSegmentation
 from .variants import MODEL_ARCHS, relevant_arch, resolve_architecture
 
-__all__ = ["build_model", "infer_model_args"]
+__all__ = ["model_from_args", "infer_model_args"]
 
 
 def infer_model_args(
@@ -28,7 +28,7 @@ def infer_model_args(
     ``task`` is ``"segmentation"`` or ``"classification"``. The arguments are those ``config.json``
     holds: ``architecture`` (the registered variant of the same topology), ``num_classes``, ``in_chans``,
     ``arch`` (the exact widths as a dict, None when they are the registered variant's), and for
-    segmentation ``aux_head`` and ``context``. :func:`build_model` builds the model they describe.
+    segmentation ``aux_head`` and ``context``. :func:`model_from_args` builds the model they describe.
     ``model_name`` (e.g. ``ddrnet23``) asserts the variant: a checkpoint of another variant raises
     a :class:`~ddrnet_zoo.io.CheckpointError` listing the differing widths/depths.
     """
@@ -48,7 +48,7 @@ def infer_model_args(
     return task, args
 
 
-def build_model(task: str, args: Mapping[str, Any], device: Optional[Union[str, torch.device]] = None) -> nn.Module:
+def model_from_args(task: str, args: Mapping[str, Any], device: Optional[Union[str, torch.device]] = None) -> nn.Module:
     """The randomly initialised model of :func:`infer_model_args`'s ``(task, arguments)`` (``device="meta"``:
     shapes only): a :class:`DDRNetSegmentation`, or a timm DDRNet classifier."""
     with torch.device(device) if device is not None else contextlib.nullcontext():
