@@ -12,12 +12,15 @@
 - ``dead-worker``: the same under ``torchrun --nproc_per_node 2 --max-restarts 2`` (CPU, gloo): one worker
   is killed with SIGKILL once ``--signal-at`` iterations are logged; torchrun restarts the group, which
   resumes from its last checkpoint by itself. Reports torchrun's exit status, the restarts, the
-  iterations repeated, and the comparison with an uninterrupted ``torchrun`` run.
+  iterations repeated (the last logged before the restart minus the one resumed at), and the comparison
+  with an uninterrupted ``torchrun`` run.
 - ``full-disk``: the run writes into a small tmpfs (root only: ``mount -t tmpfs``), so that a checkpoint
   or model folder finds the disk full. Reports the exit status, the message, and whether the last
   complete ``last.pt`` loads.
 
-Every run uses the same command line apart from the output folder, so the weights can be compared::
+Every run uses the same command line apart from the output folder, so the weights can be compared. Progress
+(the phase, each wait, the seconds) goes to stderr; every wait has a deadline (``--timeout``), past which the
+run is killed with its workers and the script stops with their state and last lines of output::
 
     python scripts/cluster_faults.py preempt --config smoke_camvid --data-root ../shared/data/camvid
     python scripts/cluster_faults.py dead-worker --config smoke_camvid --data-root ../shared/data/camvid
