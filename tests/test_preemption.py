@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,6 +228,100 @@ def test_a_restarted_worker_group_resumes_by_itself(straight, tmp_path, monkeypa
     # the first start of a group (count 0) resumes nothing unless told to
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
     assert Trainer(load_config(None, synthetic_overrides(root, out))).iteration == 0
+
+
+_MARK = "DDRNET_TEST_TORCHRUN"
+
+
+def _processes_marked(mark: str) -> list:
+    """The processes whose environment holds ``_MARK=mark``: a torchrun started by a test and its workers (torch
+    starts each worker in a session of its own, out of reach of a signal to torchrun's process group)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"{_MARK}={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours
+                pass
+    return found
+
+
+def _worker_of_rank(torchrun_pid: int, rank: int) -> int:
+    """The pid of torchrun's worker process of ``rank`` (its environment says RANK)."""
+    for task in Path(f"/proc/{torchrun_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return int(pid)
+    raise AssertionError(f"no worker of rank {rank} under torchrun (pid {torchrun_pid})")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or not torch.distributed.is_available()
+    or not torch.distributed.is_gloo_available(),
+    reason="needs Linux (/proc) and torch.distributed with gloo (torchrun on CPU)",
+)
+def test_torchrun_restarts_a_group_whose_worker_was_killed_and_it_resumes_by_itself(tmp_path):
+    """``torchrun --max-restarts 1``, two CPU (gloo) workers; rank 1 SIGKILLed mid-run, after a checkpoint.
+    torchrun restarts the group, which continues from its last.pt by itself to the weights of an uninterrupted
+    torchrun run (same data, seed and thread count; the checkpoint restores every process's random state)."""
+    root = write_folder_dataset(tmp_path / "data", n=8)
+    max_iters = 40  # 2 per epoch (8 images, 4 per step over 2 processes); last.pt every 2 epochs (4 iterations)
+    extra = {"data.batch_size": 4, "train.epochs": max_iters // 2, "train.eval_interval": 1000}
+    extra["train.checkpoint_interval"] = 2  # killed after iteration 5 or so: the restart computes some again
+    mark = f"{os.getpid()}-{tmp_path.name}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), _MARK: mark}
+
+    def torchrun(out: Path) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        cmd += ["--max-restarts", "1", "-m", "ddrnet_zoo.train", "--set", *synthetic_overrides(root, out, **extra)]
+        with open(tmp_path / f"{out.name}.out", "wb") as f:
+            return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def output(out: Path) -> str:
+        return (tmp_path / f"{out.name}.out").read_text(errors="replace")
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    try:
+        proc = torchrun(straight)
+        assert proc.wait(timeout=180) == 0, output(straight)[-3000:]
+        t = time.monotonic()
+        proc = torchrun(killed)
+        log = killed / "train_log.csv"
+        while proc.poll() is None and not (
+            (killed / "last.pt").is_file() and log.is_file() and len(read_rows(log)) >= 3
+        ):
+            assert time.monotonic() - t < 180, f"no checkpoint and 5 iterations in 180 s:\n{output(killed)[-3000:]}"
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before it was killed:\n{output(killed)[-3000:]}"
+        victim = _worker_of_rank(proc.pid, 1)
+        saved = load_checkpoint(killed / "last.pt")["iteration"]  # written atomically: whole or the previous one
+        os.kill(victim, signal.SIGKILL)
+        logged = int(read_rows(log)[-1]["iteration"])
+        assert logged < max_iters, "the run ended before the kill; make it longer"
+        assert proc.wait(timeout=180) == 0, output(killed)[-3000:]
+        seconds = time.monotonic() - t
+    finally:
+        for pid in _processes_marked(mark):  # torchrun and its workers, also when an assertion failed
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert re.search(r"exitcode\W+-9\b", output(killed)), "torchrun did not report a worker killed by SIGKILL"
+    text = (killed / "train.log").read_text()
+    before, _, after = text.partition("torchrun restart 1: continuing from")  # TORCHELASTIC_RESTART_COUNT=1
+    assert after and "torchrun restart" not in after, "not exactly one restart"
+    last_before = max(int(n) for n in re.findall(r" iter (\d+)/", before))
+    resumed = [int(n) for n in re.findall(r"resumed from \S+last\.pt at iteration (\d+)", after)]
+    assert len(resumed) == 1 and saved <= resumed[0] <= last_before, (saved, resumed, last_before)
+    assert json.loads((killed / "results.json").read_text())["iteration"] == max_iters
+    assert [int(r["iteration"]) for r in read_rows(log)] == list(range(1, max_iters + 1))  # repeats replaced
+    assert_same_weights(straight, killed)
+    print(
+        f"\nSIGKILL to rank 1 after iteration {logged} (last.pt: {saved}); torchrun restarted the group, which "
+        f"resumed at iteration {resumed[0]} ({last_before - resumed[0]} repeated) and finished in {seconds:.1f} s"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- full disk

@@ -73,13 +73,38 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dis
         kwargs = {}
         if dev.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
             kwargs["device_id"] = dev  # torch >= 2.3: eager NCCL communicator bound to this GPU
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes), **kwargs)
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        store = _restarted_group_store(world_size, timeout)
+        if store is not None:
+            kwargs.update(store=store, rank=rank, world_size=world_size)
+        dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
         if dev.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     elif dev.type == "cuda":
         torch.cuda.set_device(dev)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def _restarted_group_store(world_size: int, timeout: datetime.timedelta) -> Optional[dist.Store]:
+    """The store of a worker group that ``torchrun`` restarted on one node: torchrun's, under a prefix of this
+    restart (None otherwise: ``init_process_group`` makes its own from the environment).
+
+    torchrun (torch >= 2.5) lends its rendezvous store to the workers (``TORCHELASTIC_USE_AGENT_STORE``)
+    for every restart without a prefix per restart: a restarted group then reads the keys of the group
+    before it (the gloo addresses of dead processes, an old NCCL id) and fails to connect, or waits until
+    the timeout (pytorch/pytorch#135712). On one node (``GROUP_WORLD_SIZE`` 1: one agent), every process of
+    the group has the same ``TORCHELASTIC_RESTART_COUNT``, so keys under it are this group's own. Several
+    nodes' agents may count restarts differently: there, ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (set for
+    torchrun) gives each restart a new store instead.
+    """
+    restarts = elastic_restart_count()
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    if not (restarts and shared and os.environ.get("GROUP_WORLD_SIZE") == "1"):
+        return None
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    store = dist.TCPStore(addr, port, world_size, is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"ddrnet_zoo/restart_{restarts}", store)
 
 
 def cleanup_distributed() -> None:
