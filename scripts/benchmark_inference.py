@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of real images for the INT8 modes (default: $DDRNET_CAMVID_ROOT/train when set)",
     )
     p.add_argument("--calibration-count", type=int, default=16, help="calibration images (default 16)")
+    p.add_argument("--op-profile", action="store_true", help="onnxruntime modes: also print the time per operator type")
     p.add_argument("--no-peak", action="store_true", help="skip measuring the achievable GFLOP/s")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--plot", type=Path, help="speed/accuracy figure (needs matplotlib)")

@@ -366,5 +366,11 @@ def test_benchmark_original_code_and_int8_rows(frames, tmp_path):
     int8 = build_ort_runner(modes["onnxruntime-int8"], model, x, cpu, 1, 0, tmp_path, calibration)
     out = int8.output()
     assert out.shape == reference.shape and (out.argmax(1) == reference.argmax(1)).float().mean() > 0.8
+    profile = int8.op_profile()  # where the INT8 time goes, from onnxruntime's profiler
+    ops = {r["op"]: r for r in profile}
+    assert "QLinearConv" in ops and "Conv" in ops  # integer convolutions; the float classifier kept float
+    assert sum(r["share"] for r in profile) == pytest.approx(1.0)
+    assert all(r["ms_per_run"] > 0 and r["nodes"] >= 1 for r in profile)
+    assert not list(tmp_path.glob("profile_*"))  # the trace file is read and removed
     with pytest.raises(ValueError, match="--calibration DIR"):
         build_ort_runner(modes["onnxruntime-int8"], model, x, cpu, 1, 0, tmp_path, None)

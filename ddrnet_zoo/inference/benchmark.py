@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ class Runner:
         self.host_timing = host_timing
         self.setup_seconds = setup_seconds
         self.times: List[float] = []
+        self.op_profile: Optional[Callable[[], List[Dict[str, Any]]]] = None
+        """onnxruntime modes: where the time goes, per operator type (:func:`onnx_op_profile`)."""
         if device.type == "cuda":
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
@@ -347,7 +350,7 @@ def build_ort_runner(
     for _ in range(warmup + 1):
         session.run(None, feed)
     # session.run is synchronous and returns host arrays (input copied from the host each call): host timing
-    return Runner(
+    runner = Runner(
         mode,
         lambda: session.run(None, feed),
         lambda: torch.from_numpy(session.run(None, feed)[0]),
@@ -355,6 +358,44 @@ def build_ort_runner(
         setup,
         host_timing=True,
     )
+    runner.op_profile = lambda: onnx_op_profile(path, feed, opts, providers, workdir)
+    return runner
+
+
+def onnx_op_profile(
+    path: Path, feed: Dict[str, np.ndarray], opts: Any, providers: List[str], workdir: Path, runs: int = 10
+) -> List[Dict[str, Any]]:
+    """Where the time of an ONNX file in onnxruntime goes: kernel time per operator type over ``runs`` runs
+    after one warm-up, from onnxruntime's own profiler (a session of its own, with the same options).
+
+    Rows ``{"op", "ms_per_run", "share", "nodes"}``, the most expensive first; ``share`` of all kernel time.
+    """
+    ort = require_extra("onnxruntime", "the onnxruntime benchmark modes", "onnx")
+    profiled = ort.SessionOptions()
+    profiled.intra_op_num_threads = opts.intra_op_num_threads
+    profiled.inter_op_num_threads = opts.inter_op_num_threads
+    profiled.graph_optimization_level = opts.graph_optimization_level
+    profiled.enable_profiling = True
+    profiled.profile_file_prefix = str(workdir / f"profile_{path.stem}")
+    session = ort.InferenceSession(str(path), profiled, providers=providers)
+    session.run(None, feed)
+    for _ in range(runs):
+        session.run(None, feed)
+    trace = Path(session.end_profiling())
+    events = json.loads(trace.read_text(encoding="utf-8"))
+    trace.unlink()
+    kernel_us: Dict[str, float] = {}
+    nodes: Dict[str, set] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            kernel_us[op] = kernel_us.get(op, 0.0) + float(e["dur"])
+            nodes.setdefault(op, set()).add(e["name"])
+    total = sum(kernel_us.values()) or 1.0
+    return [
+        {"op": op, "ms_per_run": us / 1000 / (runs + 1), "share": us / total, "nodes": len(nodes[op])}
+        for op, us in sorted(kernel_us.items(), key=lambda kv: -kv[1])
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- benchmark
@@ -386,6 +427,8 @@ class BenchmarkSettings:
     calibration: Optional[str] = None
     """Folder of real images that the INT8 modes are calibrated on."""
     calibration_count: int = 16
+    op_profile: bool = False
+    """onnxruntime modes: also report the time per operator type (:func:`onnx_op_profile`)."""
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -471,6 +514,7 @@ def benchmark_case(
         print(f"  other processes took {load:.0%} of the CPUs while timing: timing again ({attempts}/{args.retries})")
         if args.wait_idle > 0:
             wait_until_idle(args.wait_idle)
+    op_profiles = {r.mode.name: r.op_profile() for r in runners if args.op_profile and r.op_profile is not None}
     gmacs = None if args.no_flops else count_gmacs(name, args.num_classes, size)
     rows = []
     eager = next((r for r in runners if r.mode.name == "eager"), None)
@@ -512,4 +556,5 @@ def benchmark_case(
         "cpu_busy_before": busy_before,
         "other_processes_cpu_during_timing": others.fraction,
         "timing_attempts": attempts,
+        "op_profiles": op_profiles,
     }

@@ -86,6 +86,14 @@ def format_case(case: Dict[str, Any], device: torch.device) -> str:
         if report and case["timing_attempts"] > 1:
             report[0] += f" (attempt {case['timing_attempts']})"
         lines += ["  " + line for line in report]
+    for mode, rows in case.get("op_profiles", {}).items():
+        lines += [
+            f"\n{mode}: onnxruntime kernel time per operator type (its profiler)",
+            f"{'op':24s} {'ms/run':>8s} {'share':>7s} {'nodes':>6s}",
+        ]
+        lines += [f"{r['op']:24s} {r['ms_per_run']:8.2f} {100 * r['share']:6.1f}% {r['nodes']:6d}" for r in rows[:12]]
+        if len(rows) > 12:
+            lines.append(f"{'(' + str(len(rows) - 12) + ' more)':24s} {sum(r['ms_per_run'] for r in rows[12:]):8.2f}")
     return "\n".join(lines)
 
 
