@@ -183,6 +183,8 @@ def test_onnx_model_api_and_tta(onnx_files, model_dir):
     model = load_onnx_model(onnx_files[0])
     assert model.num_classes == 11 and model.min_input_size == 64 and model.precision == "fp32"
     assert model.dataset["name"] == "camvid"
+    # its threads do not spin between runs (they would take the cores from frame decoding and encoding)
+    assert model.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     x = torch.randn(2, 3, 70, 90)
     with torch.no_grad():
         ref = ddrnet_zoo.load_model(model_dir).eval()(x)
