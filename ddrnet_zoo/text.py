@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any, Optional, Sequence
 
-__all__ = ["listing", "plural"]
+__all__ = ["brief", "listing", "plural"]
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 60
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 6
+_BRIEF.maxlevel = 3
 
 
 def plural(count: int, noun: str, plural_noun: Optional[str] = None) -> str:
@@ -20,3 +26,8 @@ def listing(items: Sequence[Any], limit: int = 12) -> str:
     items = list(items)
     shown = ", ".join(str(i) for i in items[:limit])
     return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` shortened for an error message: a value read from a file can be megabytes long."""
+    return _BRIEF.repr(value)

@@ -98,3 +98,17 @@ def test_fuzzed_files_give_clean_errors_in_bounded_memory(tmp_path):
     assert set(report["results"]) <= {"clean", "loaded"} and report["results"]["clean"] >= 70
     assert report["peak_rss_above_baseline_mib"] < 256, report["worst_memory_case"]
     print(f"\nfuzz subset: {report['results']}, peak RSS +{report['peak_rss_above_baseline_mib']} MiB")
+
+
+def test_a_training_checkpoint_describing_another_model_names_the_file(bases, tmp_path):
+    """Found by the full fuzz run (case 1148): values read_model_config lets through but the model refuses
+    (an unknown variant, a megabyte-long name) are a CheckpointError naming the file, shortened."""
+    folder, files = bases
+    state = torch.load(files["train-state"], weights_only=True)
+    for architecture, shown in [("resnet50", "'resnet50'"), ("x" * 10**6, "'xxxxxxxx")]:
+        state["model_config"]["architecture"] = architecture
+        path = tmp_path / "last.pt"
+        torch.save(state, path)
+        with pytest.raises(CheckpointError, match=f"{path}: .*unknown DDRNet model {shown}") as info:
+            load_model(path)
+        assert len(str(info.value)) < 500

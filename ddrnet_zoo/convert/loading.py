@@ -123,6 +123,8 @@ def _train_state_config(state: Mapping[str, Any], src: str) -> Dict[str, Any]:
     """The model arguments of a training checkpoint, its training recipe in ``metadata["training"]["recipe"]``."""
     try:
         kwargs = read_model_config(state["model_config"])
+        with torch.device("meta"):  # every argument checked before the weights are used
+            DDRNetSegmentation(**kwargs)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{src}: a training checkpoint without a valid model config: {e}") from None
     if state.get("config") is not None:

@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..io import CheckpointError
 from ..layouts import detect_layout, original_keys, read_shapes, unwrap_state_dict
 from ..published import HF_HUB_ORG, PUBLISHED_HUB_IDS, check_published
-from ..text import listing
+from ..text import brief, listing
 from .layers import Bottleneck, check_count, check_image_batch, make_stage, resize_to
 
 __all__ = [
@@ -848,13 +848,13 @@ def arch_from_dict(d: Mapping[str, object]) -> DDRNetArch:
     known = [f.name for f in fields(DDRNetArch)]
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise InputError(f"unknown arch fields {unknown}; known: {known}")
+        raise InputError(f"unknown arch fields {brief(unknown)}; known: {known}")
     out = {}
     for name, value in d.items():
         if name == "depths":
             ok = isinstance(value, (list, tuple)) and len(value) == 4
             if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
-                raise InputError(f"arch.depths must be four positive integers, got {value!r}")
+                raise InputError(f"arch.depths must be four positive integers, got {brief(value)}")
             out[name] = tuple(int(v) for v in value)
         else:
             out[name] = check_count(f"arch.{name}", value, 1)

@@ -12,6 +12,7 @@ from timm.layers import BatchNormAct2d, ConvNormAct
 from torch import nn
 
 from ..errors import InputError
+from ..text import brief
 
 __all__ = [
     "BasicBlock",
@@ -106,7 +107,7 @@ def check_count(name: str, value: object, minimum: int) -> int:
     """``value`` as an int, or an InputError unless it is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         what = "a non-negative int (0 for none)" if minimum == 0 else f"an int >= {minimum}"
-        raise InputError(f"{name} must be {what}, got {value!r}")
+        raise InputError(f"{name} must be {what}, got {brief(value)}")
     return int(value)
 
 

@@ -29,6 +29,7 @@ from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
 from ..data.meta import DATASETS, DatasetInfo
 from ..errors import InputError
 from ..io import read_state_dict
+from ..text import brief
 from .context import CONTEXT_MODULES, build_context
 from .ddrnet import MODEL_ARCHS, DDRNetArch, arch_dict, arch_from_dict
 from .layers import NormActConv, check_count, resize_to
@@ -75,11 +76,11 @@ class SegmentationHead(nn.Module):
 
 def _numbers(name: str, values: Any, count: int) -> list:
     if not isinstance(values, (list, tuple)) or len(values) != count:
-        raise InputError(f"dataset.{name} needs {count} numbers, got {values!r}")
+        raise InputError(f"dataset.{name} needs {count} numbers, got {brief(values)}")
     try:
         return [float(v) for v in values]
     except (TypeError, ValueError):
-        raise InputError(f"dataset.{name} needs {count} numbers, got {values!r}") from None
+        raise InputError(f"dataset.{name} needs {count} numbers, got {brief(values)}") from None
 
 
 def dataset_description(
@@ -94,7 +95,7 @@ def dataset_description(
     """
     if isinstance(dataset, str):
         if dataset not in DATASETS:
-            raise InputError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)} (or give a mapping)")
+            raise InputError(f"unknown dataset {brief(dataset)}; registered: {', '.join(DATASETS)} (or give a mapping)")
         dataset = DATASETS[dataset]
     if isinstance(dataset, DatasetInfo):
         info = dataset
@@ -106,36 +107,36 @@ def dataset_description(
         raise InputError(f"dataset must be a name or a mapping, got {type(dataset).__name__}")
     unknown = sorted(set(dataset) - set(_DATASET_FIELDS))
     if unknown:
-        raise InputError(f"unknown dataset fields {unknown}; known: {list(_DATASET_FIELDS)}")
+        raise InputError(f"unknown dataset fields {brief(unknown)}; known: {list(_DATASET_FIELDS)}")
     out: Dict[str, Any] = {k: dataset.get(k) for k in _DATASET_FIELDS}
     if out["name"] is not None and not isinstance(out["name"], str):
-        raise InputError(f"dataset.name must be a string, got {out['name']!r}")
+        raise InputError(f"dataset.name must be a string, got {brief(out['name'])}")
     if out["class_names"] is not None:
         if not isinstance(out["class_names"], (list, tuple)):
-            raise InputError(f"dataset.class_names must be a list of names, got {out['class_names']!r}")
+            raise InputError(f"dataset.class_names must be a list of names, got {brief(out['class_names'])}")
         out["class_names"] = [str(n) for n in out["class_names"]]
         if len(out["class_names"]) != num_classes:
             raise InputError(f"{len(out['class_names'])} class names for num_classes={num_classes}")
     if out["palette"] is not None:
         if not isinstance(out["palette"], (list, tuple)):
-            raise InputError(f"dataset.palette must be a list of [R, G, B], got {out['palette']!r}")
+            raise InputError(f"dataset.palette must be a list of [R, G, B], got {brief(out['palette'])}")
         palette = [list(c) if isinstance(c, (list, tuple)) else c for c in out["palette"]]
         for i, c in enumerate(palette):
             if not isinstance(c, list) or len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c):
-                raise InputError(f"dataset.palette entry {i} must be three integers in 0-255, got {c!r}")
+                raise InputError(f"dataset.palette entry {i} must be three integers in 0-255, got {brief(c)}")
         if len(palette) != num_classes:
             raise InputError(f"{len(palette)} palette colours for num_classes={num_classes}")
         out["palette"] = palette
     ignore = IGNORE_INDEX if out["ignore_index"] is None else out["ignore_index"]
     if isinstance(ignore, bool) or not isinstance(ignore, int):
-        raise InputError(f"dataset.ignore_index must be an integer label value, got {ignore!r}")
+        raise InputError(f"dataset.ignore_index must be an integer label value, got {brief(ignore)}")
     out["ignore_index"] = int(ignore)
     out["mean"] = _numbers("mean", DEFAULT_MEAN if out["mean"] is None else out["mean"], in_chans)
     out["std"] = _numbers("std", DEFAULT_STD if out["std"] is None else out["std"], in_chans)
     if out["train_size"] is not None:
         size = out["train_size"]
         if not isinstance(size, (list, tuple)) or len(size) != 2:
-            raise InputError(f"dataset.train_size must be [height, width], got {size!r}")
+            raise InputError(f"dataset.train_size must be [height, width], got {brief(size)}")
         out["train_size"] = [check_count("dataset.train_size", v, 1) for v in size]
     return out
 
@@ -152,7 +153,8 @@ def read_model_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     version = d.pop("format_version", 1)
     if isinstance(version, bool) or version not in (1, CONFIG_FORMAT_VERSION):
         raise InputError(
-            f"config format_version {version!r} is not supported (this ddrnet_zoo reads 1 and {CONFIG_FORMAT_VERSION})"
+            f"config format_version {brief(version)} is not supported "
+            f"(this ddrnet_zoo reads 1 and {CONFIG_FORMAT_VERSION})"
         )
     if version == 1:  # the dataset description at the top level, its name in "dataset"
         legacy = {k: d.pop(k) for k in _DATASET_FIELDS[1:] if k in d}
@@ -160,7 +162,7 @@ def read_model_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     known = _INIT_ARGS + _DESCRIPTION_ARGS
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise InputError(f"unknown config fields {unknown}; known fields: {['format_version', *known]}")
+        raise InputError(f"unknown config fields {brief(unknown)}; known fields: {['format_version', *known]}")
     if "architecture" not in d or "num_classes" not in d:
         raise InputError("a model config needs at least 'architecture' and 'num_classes'")
     return d
@@ -219,18 +221,18 @@ class DDRNetSegmentation(
     ) -> None:
         super().__init__()
         if architecture not in MODEL_ARCHS:
-            raise InputError(f"unknown DDRNet model {architecture!r}; available: {', '.join(MODEL_ARCHS)}")
+            raise InputError(f"unknown DDRNet model {brief(architecture)}; available: {', '.join(MODEL_ARCHS)}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise InputError(
-                f"num_classes must be a positive integer (19 for Cityscapes, 11 for CamVid), got {num_classes!r}"
+                f"num_classes must be a positive integer (19 for Cityscapes, 11 for CamVid), got {brief(num_classes)}"
             )
         num_classes = int(num_classes)
         in_chans = check_count("in_chans", in_chans, 1)
         if str(context).lower() not in CONTEXT_MODULES:
-            raise InputError(f"unknown context module {context!r}; choose one of: {', '.join(CONTEXT_MODULES)}")
+            raise InputError(f"unknown context module {brief(context)}; choose one of: {', '.join(CONTEXT_MODULES)}")
         for name, value in (("aux_head", aux_head), ("upsample_logits", upsample_logits)):
             if not isinstance(value, bool):
-                raise InputError(f"{name} must be True or False, got {value!r}")
+                raise InputError(f"{name} must be True or False, got {brief(value)}")
         if metadata is not None and not isinstance(metadata, dict):
             raise InputError(f"metadata must be a mapping, got {type(metadata).__name__}")
         if arch is not None and not isinstance(arch, DDRNetArch):
