@@ -370,3 +370,18 @@ def test_in_memory_api_unwraps_training_checkpoints(reference_dir, converted_mod
     reference = converted_models["official_seg_ddrnet23_tiny.cityscapes_format.pth"].state_dict
     assert set(state_dict) == set(reference)
     assert all(torch.equal(state_dict[k], reference[k]) for k in reference)
+
+
+def test_cli_rewrites_a_hub_folder_with_a_training_size_and_logit_size(tmp_path, reference_dir):
+    """A Hub folder as the source: --train-size and --upsample-logits change its description, not its weights."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    src = reference_dir / "mmseg_seg_ddrnet23_tiny.weights.safetensors"
+    assert convert_main([str(src), str(first), "--train-size", "64", "96"]) == 0
+    config = json.loads((first / "config.json").read_text())
+    assert config["dataset"]["train_size"] == [64, 96] and config["upsample_logits"] is True
+    assert config["metadata"]["converted_from"]["layout"] == "mmseg"
+    assert convert_main([str(first), str(second), "--train-size", "128", "256", "--no-upsample-logits"]) == 0
+    again = json.loads((second / "config.json").read_text())
+    assert again["dataset"]["train_size"] == [128, 256] and again["upsample_logits"] is False
+    assert again["metadata"] == config["metadata"]
+    assert_state_dicts_equal(load_file(str(second / "model.safetensors")), load_file(str(first / "model.safetensors")))
