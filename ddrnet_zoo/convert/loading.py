@@ -9,7 +9,7 @@ loader (:func:`ddrnet_zoo.models.pretrained.build_with_weights`).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import timm
 import torch
@@ -80,13 +80,11 @@ def load_model(
     contents = read_checkpoint(src.path)
     wrapper = contents.wrapper or {}
     if wrapper.get("format") == TRAIN_STATE_FORMAT:
-        kwargs = _train_state_config(wrapper, src.text)
-        _check_expected(
-            src.text, "segmentation", kwargs["architecture"], kwargs["num_classes"], task, model_name, num_classes
-        )
+        model = _train_state_model(wrapper, src.text)
+        _check_expected(src.text, "segmentation", model.architecture, model.num_classes, task, model_name, num_classes)
         if upsample_logits is not None:
-            kwargs["upsample_logits"] = upsample_logits
-        return build_with_weights(lambda: DDRNetSegmentation(**kwargs), wrapper["model"], src.text, map_location)
+            model.upsample_logits = upsample_logits
+        return build_with_weights(lambda: model, wrapper["model"], src.text, map_location)
     converted = convert_checkpoint(
         src.path,
         model_name=model_name,
@@ -119,20 +117,18 @@ def _check_expected(
         raise CheckpointError(f"{src}: wrong class count: the model has {classes} classes, {num_classes} expected")
 
 
-def _train_state_config(state: Mapping[str, Any], src: str) -> Dict[str, Any]:
-    """The model arguments of a training checkpoint, its training recipe in ``metadata["training"]["recipe"]``."""
+def _train_state_model(state: Mapping[str, Any], src: str) -> DDRNetSegmentation:
+    """The model a training checkpoint describes, on the meta device (every argument checked before the weights
+    are used), its training recipe in ``metadata["training"]["recipe"]``."""
     try:
         kwargs = read_model_config(state["model_config"])
-        with torch.device("meta"):  # every argument checked before the weights are used
-            DDRNetSegmentation(**kwargs)
+        with torch.device("meta"):
+            model = DDRNetSegmentation(**kwargs)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{src}: a training checkpoint without a valid model config: {e}") from None
     if state.get("config") is not None:
-        metadata = kwargs.get("metadata")
-        metadata = dict(metadata) if isinstance(metadata, dict) else {}
-        metadata["training"] = {**(metadata.get("training") or {}), "recipe": state["config"]}
-        kwargs["metadata"] = metadata
-    return kwargs
+        model.metadata["training"] = {**(model.metadata.get("training") or {}), "recipe": state["config"]}
+    return model
 
 
 def _from_hub_folder(
@@ -165,9 +161,11 @@ def _from_hub_folder(
         if upsample_logits is not None:
             kwargs["upsample_logits"] = upsample_logits
         with torch.device("meta"):  # every argument checked before the weights are read
-            DDRNetSegmentation(**kwargs)
+            model = DDRNetSegmentation(**kwargs)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{hub.config_path}: invalid config: {e}") from None
     weights = hub.fetch(WEIGHTS_NAME)
     state_dict = read_state_dict(weights)
-    return build_with_weights(lambda: DDRNetSegmentation(**kwargs), state_dict, str(weights), map_location, strict)
+    # strict: this meta model takes the weights; otherwise keys the weights lack keep a real initialisation
+    build = (lambda: model) if strict else (lambda: DDRNetSegmentation(**kwargs))
+    return build_with_weights(build, state_dict, str(weights), map_location, strict)
