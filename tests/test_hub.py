@@ -541,6 +541,7 @@ def test_format_1_configs_read_as_format_2():
         ({"num_classes": "3"}, "num_classes must be a positive integer"),
         ({"aux_head": "yes"}, "aux_head must be True or False"),
         ({"context": "aspp"}, "unknown context module 'aspp'"),
+        ({"architecture": ["ddrnet23"]}, r"unknown DDRNet model \['ddrnet23'\]"),
         ({"arch": {"width": 0}}, "arch.width must be an int >= 1"),
         ({"arch": {"depth": 2}}, r"unknown arch fields \['depth'\]"),
         ({"dataset": {"class_names": ["a"]}}, "1 class names for num_classes=3"),

@@ -220,7 +220,7 @@ class DDRNetSegmentation(
         dtype=None,
     ) -> None:
         super().__init__()
-        if architecture not in MODEL_ARCHS:
+        if not isinstance(architecture, str) or architecture not in MODEL_ARCHS:
             raise InputError(f"unknown DDRNet model {brief(architecture)}; available: {', '.join(MODEL_ARCHS)}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise InputError(
@@ -228,7 +228,7 @@ class DDRNetSegmentation(
             )
         num_classes = int(num_classes)
         in_chans = check_count("in_chans", in_chans, 1)
-        if str(context).lower() not in CONTEXT_MODULES:
+        if not isinstance(context, str) or context.lower() not in CONTEXT_MODULES:
             raise InputError(f"unknown context module {brief(context)}; choose one of: {', '.join(CONTEXT_MODULES)}")
         for name, value in (("aux_head", aux_head), ("upsample_logits", upsample_logits)):
             if not isinstance(value, bool):
