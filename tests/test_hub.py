@@ -556,3 +556,9 @@ def test_bad_config_values_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         with torch.device("meta"):
             ddrnet_zoo.DDRNetSegmentation(**read_model_config(config))
+
+
+def test_a_built_backbone_is_refused_with_what_to_call_instead():
+    backbone = timm.create_model("ddrnet23_slim", arch=TINY_ARCH_23, segmentation_mode=True)
+    with pytest.raises(ValueError, match=r"takes the variant's name .* use create_segmentation_model\("):
+        ddrnet_zoo.DDRNetSegmentation(backbone, num_classes=3)

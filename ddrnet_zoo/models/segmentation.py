@@ -220,6 +220,11 @@ class DDRNetSegmentation(
         dtype=None,
     ) -> None:
         super().__init__()
+        if isinstance(architecture, nn.Module):
+            raise InputError(
+                "DDRNetSegmentation takes the variant's name (architecture='ddrnet23_slim'), not a built backbone: "
+                "use create_segmentation_model(name, num_classes, pretrained_backbone=True) for ImageNet weights"
+            )
         if not isinstance(architecture, str) or architecture not in MODEL_ARCHS:
             raise InputError(f"unknown DDRNet model {brief(architecture)}; available: {', '.join(MODEL_ARCHS)}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
