@@ -155,14 +155,7 @@ def dataset_fields(
             raise CheckpointError(
                 f"{name}: wrong class count: the model has {num_classes} classes, {info.name} has {info.num_classes}"
             )
-        fields.update(
-            name=info.name,
-            class_names=list(info.class_names),
-            palette=[list(c) for c in info.palette],
-            ignore_index=info.ignore_index,
-            mean=list(info.mean),
-            std=list(info.std),
-        )
+        fields.update(info.description())
     if train_size:
         fields["train_size"] = [int(v) for v in train_size]
     return fields

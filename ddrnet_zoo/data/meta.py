@@ -47,6 +47,17 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def description(self) -> Dict[str, object]:
+        """These labels as a model's ``dataset`` description (plain JSON values, as ``config.json`` holds them)."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "ignore_index": int(self.ignore_index),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
 
 CITYSCAPES = DatasetInfo(
     name="cityscapes",

@@ -142,15 +142,7 @@ def build_model(cfg: TrainConfig, info: DatasetInfo) -> DDRNetSegmentation:
         kwargs["pretrained_cfg_overlay"] = dict(file=str(m.backbone_weights))
     pretrained = m.pretrained_backbone or bool(m.backbone_weights)
     mean, std = normalization(cfg, info)
-    dataset = dict(
-        name=info.name,
-        class_names=list(info.class_names),
-        palette=[list(c) for c in info.palette],
-        ignore_index=int(info.ignore_index),
-        mean=list(mean),
-        std=list(std),
-        train_size=list(cfg.data.crop_size),
-    )
+    dataset = {**info.description(), "mean": list(mean), "std": list(std), "train_size": list(cfg.data.crop_size)}
     try:
         model = create_segmentation_model(
             m.name,

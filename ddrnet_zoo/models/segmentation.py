@@ -98,9 +98,7 @@ def dataset_description(
             raise InputError(f"unknown dataset {brief(dataset)}; registered: {', '.join(DATASETS)} (or give a mapping)")
         dataset = DATASETS[dataset]
     if isinstance(dataset, DatasetInfo):
-        info = dataset
-        dataset = {"name": info.name, "class_names": info.class_names, "palette": info.palette}
-        dataset.update(ignore_index=info.ignore_index, mean=info.mean, std=info.std)
+        dataset = dataset.description()
     if dataset is None:
         dataset = {}
     if not isinstance(dataset, Mapping):
