@@ -9,7 +9,7 @@ loader (:func:`ddrnet_zoo.models.pretrained.build_with_weights`).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
 import timm
 import torch
@@ -80,7 +80,11 @@ def load_model(
     contents = read_checkpoint(src.path)
     wrapper = contents.wrapper or {}
     if wrapper.get("format") == TRAIN_STATE_FORMAT:
-        model = _train_state_model(wrapper, src.text)
+        model = _described_model(
+            wrapper.get("model_config"), f"{src.text}: a training checkpoint without a valid model config"
+        )
+        if wrapper.get("config") is not None:  # the recipe, where a saved model folder keeps it
+            model.metadata["training"] = {**(model.metadata.get("training") or {}), "recipe": wrapper["config"]}
         _check_expected(src.text, "segmentation", model.architecture, model.num_classes, task, model_name, num_classes)
         if upsample_logits is not None:
             model.upsample_logits = upsample_logits
@@ -117,18 +121,15 @@ def _check_expected(
         raise CheckpointError(f"{src}: wrong class count: the model has {classes} classes, {num_classes} expected")
 
 
-def _train_state_model(state: Mapping[str, Any], src: str) -> DDRNetSegmentation:
-    """The model a training checkpoint describes, on the meta device (every argument checked before the weights
-    are used), its training recipe in ``metadata["training"]["recipe"]``."""
+def _described_model(config: Any, where: str) -> DDRNetSegmentation:
+    """The segmentation model ``config`` (a ``config.json`` dict) describes, on the meta device: every argument
+    is checked before any weights are read; a bad one is a :class:`CheckpointError` after ``where``."""
     try:
-        kwargs = read_model_config(state["model_config"])
+        kwargs = read_model_config(config)
         with torch.device("meta"):
-            model = DDRNetSegmentation(**kwargs)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{src}: a training checkpoint without a valid model config: {e}") from None
-    if state.get("config") is not None:
-        model.metadata["training"] = {**(model.metadata.get("training") or {}), "recipe": state["config"]}
-    return model
+            return DDRNetSegmentation(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def _from_hub_folder(
@@ -156,16 +157,11 @@ def _from_hub_folder(
         except Exception as e:  # timm raises many types for a bad folder; all name the source here
             raise CheckpointError(f"{src}: cannot load the timm-format checkpoint: {e}") from e
         return model.to(map_location).eval()
-    try:
-        kwargs = read_model_config(hub.config)
-        if upsample_logits is not None:
-            kwargs["upsample_logits"] = upsample_logits
-        with torch.device("meta"):  # every argument checked before the weights are read
-            model = DDRNetSegmentation(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{hub.config_path}: invalid config: {e}") from None
+    model = _described_model(hub.config, f"{hub.config_path}: invalid config")
+    if upsample_logits is not None:
+        model.upsample_logits = upsample_logits
     weights = hub.fetch(WEIGHTS_NAME)
     state_dict = read_state_dict(weights)
     # strict: this meta model takes the weights; otherwise keys the weights lack keep a real initialisation
-    build = (lambda: model) if strict else (lambda: DDRNetSegmentation(**kwargs))
+    build = (lambda: model) if strict else (lambda: DDRNetSegmentation(**read_model_config(model.config)))
     return build_with_weights(build, state_dict, str(weights), map_location, strict)
