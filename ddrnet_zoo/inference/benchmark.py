@@ -36,6 +36,7 @@ from ..flops import count_flops
 from ..models import create_segmentation_model
 from .fold import fold_batchnorm, max_relative_error
 from .graph_export import export_onnx
+from .onnx_model import session_options
 from .quantize import calibration_images, image_tensor, quantize_onnx
 from .runtime import optimize_for_inference
 
@@ -334,20 +335,13 @@ def build_ort_runner(
         if not int8.exists():
             quantize_onnx(path, int8, calibration, model.dataset["mean"], model.dataset["std"])
         path = int8
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # no spin-waiting after a run: an idle session's threads would otherwise spin on the cores while the next
-    # mode runs (measured: the INT8 session 34 ms alone, 61 ms right after the float32 session's run)
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise DeviceError("onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)")
         providers = ["CUDAExecutionProvider"]
     t = time.perf_counter()
-    session = ort.InferenceSession(str(path), opts, providers=providers)
+    session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
     setup = time.perf_counter() - t
     feed = {session.get_inputs()[0].name: x.cpu().numpy()}
     for _ in range(warmup + 1):
@@ -361,26 +355,20 @@ def build_ort_runner(
         setup,
         host_timing=True,
     )
-    runner.op_profile = lambda: onnx_op_profile(path, feed, opts, providers, workdir)
+    runner.op_profile = lambda: onnx_op_profile(path, feed, threads, providers, workdir)
     return runner
 
 
 def onnx_op_profile(
-    path: Path, feed: Dict[str, np.ndarray], opts: Any, providers: List[str], workdir: Path, runs: int = 10
+    path: Path, feed: Dict[str, np.ndarray], threads: int, providers: List[str], workdir: Path, runs: int = 10
 ) -> List[Dict[str, Any]]:
     """Where the time of an ONNX file in onnxruntime goes: kernel time per operator type over ``runs`` runs
-    after one warm-up, from onnxruntime's own profiler (a session of its own, with the same options).
+    after one warm-up, from onnxruntime's own profiler (a session of its own, with the benchmark's options).
 
     Rows ``{"op", "ms_per_run", "share", "nodes"}``, the most expensive first; ``share`` of all kernel time.
     """
     ort = require_extra("onnxruntime", "the onnxruntime benchmark modes", "onnx")
-    profiled = ort.SessionOptions()
-    profiled.intra_op_num_threads = opts.intra_op_num_threads
-    profiled.inter_op_num_threads = opts.inter_op_num_threads
-    profiled.graph_optimization_level = opts.graph_optimization_level
-    profiled.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    profiled.enable_profiling = True
-    profiled.profile_file_prefix = str(workdir / f"profile_{path.stem}")
+    profiled = session_options(threads, profile_prefix=str(workdir / f"profile_{path.stem}"))
     session = ort.InferenceSession(str(path), profiled, providers=providers)
     session.run(None, feed)
     for _ in range(runs):

@@ -27,7 +27,15 @@ from ..errors import InputError, require_extra
 from ..models import read_model_config
 from ..models.segmentation import dataset_description
 
-__all__ = ["ONNX_SUFFIXES", "OnnxOptions", "OnnxSegmentationModel", "is_onnx_file", "load_onnx_model", "require"]
+__all__ = [
+    "ONNX_SUFFIXES",
+    "OnnxOptions",
+    "OnnxSegmentationModel",
+    "is_onnx_file",
+    "load_onnx_model",
+    "require",
+    "session_options",
+]
 
 ONNX_SUFFIXES = (".onnx",)
 PathLike = Union[str, os.PathLike]
@@ -41,6 +49,28 @@ def require(module: str, what: str, extra: str = "onnx") -> Any:
 def is_onnx_file(source: PathLike) -> bool:
     """Whether ``source`` names an ONNX file (by its suffix)."""
     return Path(str(source)).suffix.lower() in ONNX_SUFFIXES
+
+
+def session_options(threads: Optional[int] = None, profile_prefix: Optional[str] = None) -> Any:
+    """The ``onnxruntime.SessionOptions`` every session that runs a model here uses.
+
+    All graph optimisations; ``threads`` intra-op threads (default: onnxruntime's, one per physical core)
+    and one inter-op thread; no spin-waiting between runs: idle threads would spin on the cores that
+    decode, write and encode frames, or that the next benchmarked mode runs on (measured on 2 cores: INT8
+    video 18.2 frames/s spinning, 26.9 without; the INT8 session 34 ms alone, 61 ms right after a spinning
+    float32 session; docs/inference.md). ``profile_prefix`` turns on onnxruntime's profiler.
+    """
+    ort = require("onnxruntime", "running an ONNX file")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return opts
 
 
 class OnnxOptions:
@@ -86,16 +116,8 @@ class OnnxSegmentationModel(nn.Module):
             raise DeviceError(
                 f"this onnxruntime has no {provider}; install onnxruntime-gpu for CUDA, or pass --device cpu"
             )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no spin-waiting between runs: the threads that decode, write and encode frames need the cores then
-        # (measured, INT8 video on 2 cores: 18.2 frames/s spinning, 26.9 without; docs/inference.md, Video)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=[provider])
+            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=[provider])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise InputError(f"{self.path}: onnxruntime cannot load it as a model ({str(e).splitlines()[0]})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
